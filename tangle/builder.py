@@ -1,0 +1,68 @@
+"""Building transactions: canonical order, signature, proof of work (layer 3, pure).
+
+Shared by the demo, the tests and the wallet. Time is a parameter (``timestamp``),
+and so is every choice: which outputs to spend is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+import pow
+from tangle.address import Address
+from tangle.signing import Keypair
+from tangle.transaction import Output, OutputId, Transaction, TxId
+from tangle.validation import NetworkParams
+
+
+def outputs_from(payments: Mapping[Address, int]) -> tuple[Output, ...]:
+    """One output per address, in the canonical (ascending address) order."""
+    return tuple(Output(address, amount) for address, amount in sorted(payments.items()))
+
+
+def build(
+    keypair: Keypair,
+    params: NetworkParams,
+    *,
+    trunk: TxId,
+    branch: TxId,
+    timestamp: int,
+    inputs: Iterable[OutputId] = (),
+    payments: Mapping[Address, int] | None = None,
+    payload: bytes = b"",
+) -> Transaction:
+    """A signed transaction with a valid nonce, ready to attach.
+
+    ``payments`` maps each recipient (change included) to an amount; the caller makes
+    sure it adds up to the inputs (the ledger rejects it otherwise, §8.3 R5).
+    """
+    unsigned = Transaction(
+        network_id=params.network_id,
+        timestamp=timestamp,
+        trunk=trunk,
+        branch=branch,
+        issuer=keypair.public_key,
+        inputs=tuple(sorted(set(inputs))),
+        outputs=outputs_from(payments or {}),
+        payload=payload,
+    )
+    return solve(sign(unsigned, keypair), params)
+
+
+def sign(tx: Transaction, keypair: Keypair) -> Transaction:
+    """``tx`` signed by ``keypair`` (§5.6); the keypair must be the issuer's."""
+    if keypair.public_key != tx.issuer:
+        raise ValueError(
+            f"issuer: the transaction names {tx.issuer.hex()}, "
+            f"the keypair is {keypair.public_key.hex()}"
+        )
+    return dataclasses.replace(tx, signature=keypair.sign(tx.essence_hash()), nonce=0)
+
+
+def solve(tx: Transaction, params: NetworkParams) -> Transaction:
+    """``tx`` with the smallest nonce that meets the network's difficulty (§6)."""
+    nonce = pow.search(tx.pow_data(), params.required_difficulty(tx))
+    if nonce is None:  # pragma: no cover - needs 2**64 hashes
+        raise RuntimeError("the nonce space is exhausted")
+    return dataclasses.replace(tx, nonce=nonce)

@@ -1,0 +1,227 @@
+"""The tangle: DAG + ledger + solidification buffer behind one ``attach`` (layer 3, pure).
+
+``attach`` runs the stateless rules (§5), parks a transaction whose parents are not
+known yet in a bounded buffer (§7.2), and attaches every transaction that becomes
+solid, parents first, computing its past-cone verdict exactly once (§8.3).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+from tangle.address import Address
+from tangle.constants import DEFAULT_MAX_UNSOLID
+from tangle.dag import Dag
+from tangle.errors import UnknownTransaction
+from tangle.ledger import CONSISTENT, Ledger, Verdict, validate_genesis
+from tangle.transaction import Output, OutputId, Transaction, TxId
+from tangle.validation import NetworkParams, validate_stateless
+
+
+class TxStatus(IntEnum):
+    """§9: what a node says about an attached transaction."""
+
+    PENDING = 0
+    CONFIRMED = 1
+    CONFLICTING = 2
+    ORPHANED = 3
+
+
+class Outcome(Enum):
+    ATTACHED = "attached"
+    """The transaction (and maybe buffered descendants) joined the DAG."""
+    BUFFERED = "buffered"
+    """A parent is unknown; the transaction waits in the solidification buffer."""
+    DUPLICATE = "duplicate"
+    """Already attached or already buffered; nothing changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttachResult:
+    outcome: Outcome
+    attached: tuple[TxId, ...] = ()
+    """Every transaction this call attached, in order (released descendants included)."""
+    missing: tuple[TxId, ...] = ()
+    """Parents nobody has seen yet: what to ask peers for."""
+    evicted: tuple[TxId, ...] = ()
+    """Buffered transactions dropped to keep the buffer within its bound."""
+
+
+class Tangle:
+    """All attached transactions of one network, with their verdicts (§7, §8)."""
+
+    def __init__(
+        self,
+        genesis: Transaction,
+        params: NetworkParams,
+        *,
+        max_unsolid: int = DEFAULT_MAX_UNSOLID,
+    ) -> None:
+        validate_genesis(genesis, params.network_id)
+        if max_unsolid < 0:
+            raise ValueError(f"max_unsolid: expected >= 0, got {max_unsolid}")
+        self.params = params
+        self.genesis = genesis
+        self._dag = Dag(genesis.id)
+        self._ledger = Ledger(genesis)
+        self._txs: dict[TxId, Transaction] = {genesis.id: genesis}
+        self._verdicts: dict[TxId, Verdict] = {genesis.id: CONSISTENT}
+        self._consistent: dict[TxId, bool] = {genesis.id: True}
+        self._max_unsolid = max_unsolid
+        self._unsolid: OrderedDict[TxId, Transaction] = OrderedDict()
+        self._waiting: dict[TxId, set[TxId]] = {}
+
+    # -- attaching ------------------------------------------------------------------
+
+    def attach(self, tx: Transaction) -> AttachResult:
+        """Validate ``tx`` statelessly, then attach or buffer it.
+
+        Raises:
+            InvalidTransaction: a rule of §5 is broken; nothing was changed.
+        """
+        if tx.id in self._txs or tx.id in self._unsolid:
+            return AttachResult(Outcome.DUPLICATE)
+        validate_stateless(tx, self.params)
+        return self.attach_prevalidated(tx)
+
+    def attach_prevalidated(self, tx: Transaction) -> AttachResult:
+        """Attach or buffer ``tx``, which the caller has already run through §5."""
+        if tx.id in self._txs or tx.id in self._unsolid:
+            return AttachResult(Outcome.DUPLICATE)
+        absent = [p for p in dict.fromkeys(tx.parents) if p not in self._txs]
+        if absent:
+            return self._buffer(tx, absent)
+        attached = [self._insert(tx)]
+        attached.extend(self._release(tx.id))
+        return AttachResult(Outcome.ATTACHED, tuple(attached))
+
+    def _buffer(self, tx: Transaction, absent: list[TxId]) -> AttachResult:
+        self._unsolid[tx.id] = tx
+        for parent in absent:
+            self._waiting.setdefault(parent, set()).add(tx.id)
+        evicted: list[TxId] = []
+        while len(self._unsolid) > self._max_unsolid:
+            old_id, old = self._unsolid.popitem(last=False)
+            for parent in old.parents:
+                children = self._waiting.get(parent)
+                if children is not None:
+                    children.discard(old_id)
+                    if not children:
+                        del self._waiting[parent]
+            evicted.append(old_id)
+        missing = tuple(p for p in absent if p not in self._unsolid)
+        if tx.id in evicted:  # a zero-sized buffer keeps nothing
+            return AttachResult(Outcome.BUFFERED, missing=(), evicted=tuple(evicted))
+        return AttachResult(Outcome.BUFFERED, missing=missing, evicted=tuple(evicted))
+
+    def _release(self, arrived: TxId) -> Iterator[TxId]:
+        """Attach every buffered transaction made solid by ``arrived``, parents first."""
+        queue = [arrived]
+        while queue:
+            parent = queue.pop()
+            for child_id in sorted(self._waiting.pop(parent, ())):
+                child = self._unsolid.get(child_id)
+                if child is None or any(p not in self._txs for p in child.parents):
+                    continue
+                del self._unsolid[child_id]
+                yield self._insert(child)
+                queue.append(child_id)
+
+    def _insert(self, tx: Transaction) -> TxId:
+        verdict = self._ledger.evaluate(tx, self._dag, self._consistent)
+        self._dag.add(tx.id, tx.trunk, tx.branch)
+        self._ledger.register(tx)
+        self._txs[tx.id] = tx
+        self._verdicts[tx.id] = verdict
+        self._consistent[tx.id] = verdict.consistent
+        return tx.id
+
+    # -- queries --------------------------------------------------------------------
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._txs
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __iter__(self) -> Iterator[Transaction]:
+        """Attached transactions in arrival order (parents before approvers)."""
+        return (self._txs[tx_id] for tx_id in self._dag)
+
+    @property
+    def dag(self) -> Dag:
+        return self._dag
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @property
+    def supply(self) -> int:
+        return self._ledger.supply
+
+    def get(self, tx_id: TxId) -> Transaction:
+        try:
+            return self._txs[tx_id]
+        except KeyError:
+            raise UnknownTransaction(tx_id) from None
+
+    def verdict(self, tx_id: TxId) -> Verdict:
+        try:
+            return self._verdicts[tx_id]
+        except KeyError:
+            raise UnknownTransaction(tx_id) from None
+
+    def is_consistent(self, tx_id: TxId) -> bool:
+        return self.verdict(tx_id).consistent
+
+    def status(self, tx_id: TxId) -> TxStatus:
+        """§9: pending or conflicting (confirmation comes from tip selection)."""
+        return TxStatus.PENDING if self.is_consistent(tx_id) else TxStatus.CONFLICTING
+
+    def is_buffered(self, tx_id: TxId) -> bool:
+        return tx_id in self._unsolid
+
+    @property
+    def unsolid_count(self) -> int:
+        return len(self._unsolid)
+
+    def missing_parents(self) -> frozenset[TxId]:
+        """Parents that buffered transactions wait for and nobody has sent yet."""
+        return frozenset(p for p in self._waiting if p not in self._unsolid)
+
+    def tips(self) -> frozenset[TxId]:
+        return self._dag.tips()
+
+    def consistent_tips(self) -> list[TxId]:
+        """Tips a new transaction may approve (§8.3 R1), sorted by id."""
+        return sorted(t for t in self._dag.tips() if self._consistent[t])
+
+    def can_approve(self, trunk: TxId, branch: TxId) -> bool:
+        """Would a transaction with no inputs approving these two be consistent?"""
+        pair = tuple(dict.fromkeys((trunk, branch)))
+        if not all(self.is_consistent(p) for p in pair):
+            return False
+        if len(pair) == 1:
+            return True
+        a, b = pair
+        if self._dag.in_past_cone(a, b) or self._dag.in_past_cone(b, a):
+            return True
+        return self._ledger.cone_clash(self._dag, pair) is None
+
+    def unspent_seen_by(self, *roots: TxId) -> dict[OutputId, Output]:
+        """§8.2: the unspent outputs as a transaction approving ``roots`` would see them.
+
+        Raises:
+            InconsistentCone: the roots' cones conflict.
+            UnknownTransaction: a root is not attached.
+        """
+        cone = self._dag.past_cone_of_all(roots)
+        return self._ledger.unspent_in_cone(self._txs[tx_id] for tx_id in cone)
+
+    def balance_seen_by(self, address: Address, *roots: TxId) -> int:
+        """Sum of ``address``'s unspent outputs as seen by a transaction approving ``roots``."""
+        return sum(o.amount for o in self.unspent_seen_by(*roots).values() if o.address == address)

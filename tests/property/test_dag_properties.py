@@ -1,0 +1,69 @@
+"""DAG invariants on random DAGs, against networkx as the oracle (PROTOCOL §7)."""
+
+from __future__ import annotations
+
+import networkx as nx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tangle import Dag, TxId
+
+
+def tid(i: int) -> TxId:
+    return TxId(i.to_bytes(32, "big"))
+
+
+@st.composite
+def random_dags(draw: st.DrawFn) -> tuple[Dag, nx.DiGraph]:
+    """A Dag and the same graph in networkx, edges pointing from approver to approved."""
+    n = draw(st.integers(1, 40))
+    dag = Dag(tid(0))
+    graph = nx.DiGraph()
+    graph.add_node(0)
+    for i in range(1, n):
+        # Bias parents towards recent transactions, as real tangles are.
+        low = draw(st.integers(0, i - 1))
+        trunk = draw(st.integers(low, i - 1))
+        branch = draw(st.integers(low, i - 1))
+        dag.add(tid(i), tid(trunk), tid(branch))
+        graph.add_edges_from([(i, trunk), (i, branch)])
+    return dag, graph
+
+
+@given(random_dags())
+def test_acyclic_and_tips(dags) -> None:  # type: ignore[no-untyped-def]  # §7.2, §7.3
+    dag, graph = dags
+    assert nx.is_directed_acyclic_graph(graph)
+    unapproved = {v for v in graph if graph.in_degree(v) == 0}
+    assert dag.tips() == {tid(v) for v in unapproved}
+    assert [int.from_bytes(t, "big") for t in dag] == list(range(len(graph)))  # topological
+
+
+@given(random_dags())
+def test_weights_and_score_match_networkx(dags) -> None:  # type: ignore[no-untyped-def]  # §7.5
+    dag, graph = dags
+    for v in graph:
+        assert dag.cumulative_weight(tid(v)) == 1 + len(nx.ancestors(graph, v))
+        assert dag.score(tid(v)) == 1 + len(nx.descendants(graph, v))
+
+
+@given(random_dags())
+def test_height_and_depth_match_networkx(dags) -> None:  # type: ignore[no-untyped-def]  # §7.4
+    dag, graph = dags
+    reverse = graph.reverse()
+    for v in graph:
+        below = graph.subgraph(nx.descendants(graph, v) | {v})
+        above = reverse.subgraph(nx.ancestors(graph, v) | {v})
+        assert dag.height(tid(v)) == nx.dag_longest_path_length(below)
+        assert dag.depth(tid(v)) == nx.dag_longest_path_length(above)
+
+
+@given(random_dags(), st.data())
+def test_cones_match_networkx(dags, data) -> None:  # type: ignore[no-untyped-def]  # §7.6
+    dag, graph = dags
+    a = data.draw(st.integers(0, len(graph) - 1))
+    b = data.draw(st.integers(0, len(graph) - 1))
+    assert dag.in_past_cone(tid(a), tid(b)) == (a == b or nx.has_path(graph, b, a))
+    assert set(dag.past_cone(tid(b))) == {tid(v) for v in nx.descendants(graph, b) | {b}}
+    assert dag.future_cone(tid(a)) == {tid(v) for v in nx.ancestors(graph, a)}
+    assert set(dag.approvers(tid(a))) == {tid(v) for v in graph.predecessors(a)}

@@ -3,9 +3,9 @@
 A car pays a charger per kWh, a buyer pays a sensor per KiB of data, the charger pays
 the grid, the sensor posts signed readings; every transaction is signed, carries real
 proof of work and goes through the same ``Tangle.attach`` a node will use. Halfway
-through, the car tries to spend one output twice. A second replica receives each
-round's transactions newest first, so it exercises the solidification buffer, and
-must end with exactly the same tips and verdicts.
+through, the car tries to spend one output twice. A second replica hears every
+transaction over a lossy network (newest first, some a round late), so it exercises
+the solidification buffer, and must end with exactly the same tips and verdicts.
 
 Output goes through ``emit``; the CLI passes ``print``.
 """
@@ -71,6 +71,8 @@ class Scenario:
         self.pow_seconds = 0.0
         self.built = 0
         self._round_tips: list[tuple[TxId, TxId]] = []
+        self.network_rng = random.Random(seed + 1)  # the replica's network, kept apart
+        self._late: list[Transaction] = []
 
     # -- one payment -------------------------------------------------------------------
 
@@ -256,12 +258,23 @@ class Scenario:
         return [first, second, careless]
 
     def replicate(self, issued: list[Transaction]) -> int:
-        """Feed the replica newest first; returns how many had to wait in its buffer."""
+        """Gossip to the replica like a lossy network: about 30% of the round's
+        transactions reach it one round late, after their own approvers, and the rest
+        arrive newest first. Returns how many the replica had to park in its buffer."""
+        late = [tx for tx in issued if self.network_rng.random() < 0.3]
+        now = [tx for tx in reversed(issued) if tx not in late]
         buffered = 0
-        for tx in reversed(issued):
+        for tx in now + self._late:
             if self.replica.attach(tx).outcome is Outcome.BUFFERED:
                 buffered += 1
+        self._late = late
         return buffered
+
+    def flush(self) -> None:
+        """Deliver what the network still holds back."""
+        for tx in self._late:
+            self.replica.attach(tx)
+        self._late = []
 
 
 def run(
@@ -302,13 +315,14 @@ def run(
 
 
 def summarize(world: Scenario, emit: Callable[[str], None]) -> None:
+    world.flush()
     t, r = world.tangle, world.replica
     same = t.tips() == r.tips() and all(t.verdict(x.id) == r.verdict(x.id) for x in t)
     emit(
         f"{len(t)} transactions, {len(t.tips())} tips, supply {t.supply} conserved; "
         f"proof of work {1000 * world.pow_seconds / max(1, world.built):.1f} ms per transaction"
     )
-    emit(f"replica (fed newest first) agrees on every tip and verdict: {same}")
+    emit(f"replica (fed out of order, some late) agrees on every tip and verdict: {same}")
     for output_id, spenders in t.ledger.conflict_sets():
         parts = []
         for s in spenders:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tangle import Keypair, NetworkParams, Tangle, Transaction, make_genesis
-from tests.helpers import NETWORK_ID, keypair
+from tests.helpers import NETWORK_ID, keypair, output_of, transfer
 
 settings.register_profile(
     "ci",
@@ -52,3 +52,23 @@ def genesis(alice: Keypair, bob: Keypair) -> Transaction:
 @pytest.fixture
 def tangle(genesis: Transaction, params: NetworkParams) -> Tangle:
     return Tangle(genesis, params)
+
+
+@pytest.fixture
+def rivals(
+    tangle: Tangle,
+    genesis: Transaction,
+    alice: Keypair,
+    bob: Keypair,
+    carol: Keypair,
+    params: NetworkParams,
+) -> tuple[Transaction, Transaction]:
+    """Two attached payments spending Alice's genesis output at the same moment: one to
+    Bob, one to Carol. Each is consistent on its own (PROTOCOL §8.4)."""
+    g = genesis.id
+    source = output_of(genesis, alice.address)
+    to_bob = transfer(alice, params, (g, g), [source], {bob.address: 1000})
+    to_carol = transfer(alice, params, (g, g), [source], {carol.address: 1000}, timestamp=2)
+    tangle.attach(to_bob)
+    tangle.attach(to_carol)
+    return to_bob, to_carol

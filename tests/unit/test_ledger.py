@@ -194,11 +194,10 @@ def test_r6_conflicting_cones_and_r1_inheritance(
     bob: Keypair,
     carol: Keypair,
     params: NetworkParams,
+    rivals: tuple[Transaction, Transaction],
 ) -> None:
-    g = genesis.id
+    to_bob, to_carol = rivals
     source = output_of(genesis, alice.address)
-    to_bob = pay(tangle, alice, params, (g, g), [source], {bob.address: 1000})
-    to_carol = pay(tangle, alice, params, (g, g), [source], {carol.address: 1000}, timestamp=2)
     # Both spends are consistent on their own (§8.4) and form one conflict set.
     assert tangle.is_consistent(to_bob.id)
     assert tangle.is_consistent(to_carol.id)
@@ -224,12 +223,10 @@ def test_r6_across_deeper_cones(
     bob: Keypair,
     carol: Keypair,
     params: NetworkParams,
+    rivals: tuple[Transaction, Transaction],
 ) -> None:
     """The clash sits below each parent, not in the parents themselves."""
-    g = genesis.id
-    source = output_of(genesis, alice.address)
-    a = pay(tangle, alice, params, (g, g), [source], {bob.address: 1000})
-    b = pay(tangle, alice, params, (g, g), [source], {carol.address: 1000}, timestamp=2)
+    a, b = rivals
     a2 = pay(tangle, bob, params, (a.id, a.id), [], {}, payload=b"on a")
     b2 = pay(tangle, carol, params, (b.id, b.id), [], {}, payload=b"on b")
     assert tangle.is_consistent(a2.id)
@@ -282,11 +279,9 @@ def test_view_of_conflicting_roots_raises(
     bob: Keypair,
     carol: Keypair,
     params: NetworkParams,
+    rivals: tuple[Transaction, Transaction],
 ) -> None:
-    g = genesis.id
-    source = output_of(genesis, alice.address)
-    a = pay(tangle, alice, params, (g, g), [source], {bob.address: 1000})
-    b = pay(tangle, alice, params, (g, g), [source], {carol.address: 1000}, timestamp=2)
+    a, b = rivals
     with pytest.raises(InconsistentCone, match="is spent by both"):
         tangle.unspent_seen_by(a.id, b.id)
 

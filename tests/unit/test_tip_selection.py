@@ -6,7 +6,7 @@ import random
 
 from tangle import Keypair, NetworkParams, Tangle, Transaction
 from tangle.tip_selection import model_tip, select_uniform
-from tests.helpers import output_of, transfer
+from tests.helpers import transfer
 
 
 def test_only_tip_is_paired_with_itself(tangle: Tangle, genesis: Transaction) -> None:
@@ -20,14 +20,11 @@ def test_never_pairs_conflicting_spends(
     bob: Keypair,
     carol: Keypair,
     params: NetworkParams,
+    rivals: tuple[Transaction, Transaction],
 ) -> None:
-    g = genesis.id
-    source = output_of(genesis, alice.address)
-    a = transfer(alice, params, (g, g), [source], {bob.address: 1000})
-    b = transfer(alice, params, (g, g), [source], {carol.address: 1000}, timestamp=2)
+    a, b = rivals
     extra = transfer(bob, params, (a.id, a.id), payload=b"builds on a")
-    for tx in (a, b, extra):
-        tangle.attach(tx)
+    tangle.attach(extra)
     # a's side has more history (extra), so the model tip is extra and b is left behind.
     assert model_tip(tangle) == extra.id
     rng = random.Random(5)

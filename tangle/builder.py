@@ -61,8 +61,7 @@ def sign(tx: Transaction, keypair: Keypair) -> Transaction:
 
 
 def solve(tx: Transaction, params: NetworkParams) -> Transaction:
-    """``tx`` with the smallest nonce that meets the network's difficulty (§6)."""
-    nonce = pow.search(tx.pow_data(), params.required_difficulty(tx))
-    if nonce is None:  # pragma: no cover - needs 2**64 hashes
-        raise RuntimeError("the nonce space is exhausted")
+    """``tx`` with the smallest nonce that meets the network's difficulty (§6), found on
+    this core. Senders with more cores use ``pow.pool.PoolSearcher``: same nonce."""
+    nonce = pow.solve(tx.pow_data(), params.required_difficulty(tx))
     return dataclasses.replace(tx, nonce=nonce)

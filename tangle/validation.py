@@ -15,8 +15,8 @@ from tangle.errors import InsufficientWork, InvalidTransaction, ValueRuleViolati
 from tangle.signing import verify_signature
 from tangle.transaction import Transaction
 
-DEFAULT_BASE_DIFFICULTY = 16
-"""§6.2: leading zero bits for a transaction of up to 256 bytes on the main network."""
+DEFAULT_BASE_DIFFICULTY = pow.DEFAULT_BASE_DIFFICULTY
+"""§6.3: leading zero bits for a transaction of up to 512 bytes on the main network."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +26,7 @@ class NetworkParams:
     network_id: int
     """u64 carried by every transaction of the network (§5.2)."""
     base_difficulty: int = DEFAULT_BASE_DIFFICULTY
-    """Proof-of-work bits for a transaction of up to 256 bytes (§6.2)."""
+    """Proof-of-work bits for a transaction of up to 512 bytes (§6.2)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.network_id < 2**64:

@@ -96,17 +96,44 @@ def test_output_sum_over_supply(
 def test_insufficient_work(alice: Keypair, genesis: Transaction) -> None:  # §5.7
     hard = NetworkParams(network_id=NETWORK_ID, base_difficulty=40)
     tx = sign(unsigned(alice, genesis), alice)
-    with pytest.raises(InsufficientWork, match="expected at least 41 leading zero bits") as info:
-        validate_stateless(tx, hard)  # a 303-byte transaction needs base + 1
-    assert info.value.required == 41
-    assert info.value.actual < 41
+    with pytest.raises(InsufficientWork, match="expected at least 40 leading zero bits") as info:
+        validate_stateless(tx, hard)  # a 303-byte payment needs just the base
+    assert info.value.required == 40
+    assert info.value.actual < 40
+
+
+def test_wrong_nonce_rejected(alice: Keypair, genesis: Transaction) -> None:  # §5.7
+    params = NetworkParams(network_id=NETWORK_ID, base_difficulty=12)
+    tx = solve(sign(unsigned(alice, genesis), alice), params)
+    assert tx.nonce > 0  # the smallest valid nonce: every smaller one is invalid
+    with pytest.raises(InsufficientWork, match="expected at least 12 leading zero bits"):
+        validate_stateless(dataclasses.replace(tx, nonce=tx.nonce - 1), params)
+
+
+def test_work_for_a_lower_difficulty_rejected(alice: Keypair, genesis: Transaction) -> None:
+    easy = NetworkParams(network_id=NETWORK_ID, base_difficulty=2)
+    strict = NetworkParams(network_id=NETWORK_ID, base_difficulty=20)
+    tx = solve(sign(unsigned(alice, genesis), alice), easy)
+    validate_stateless(tx, easy)
+    with pytest.raises(InsufficientWork) as info:
+        validate_stateless(tx, strict)
+    assert info.value.required == 20
+    assert 2 <= info.value.actual < 20
+
+
+def test_changed_byte_after_work_rejected(alice: Keypair, genesis: Transaction) -> None:
+    params = NetworkParams(network_id=NETWORK_ID, base_difficulty=12)
+    tx = solve(sign(unsigned(alice, genesis, payload=b"wh=100"), alice), params)
+    changed = dataclasses.replace(tx, payload=b"wh=900")  # same nonce, other bytes
+    with pytest.raises(InvalidTransaction):  # the work or else the signature fails
+        validate_stateless(changed, params)
 
 
 def test_work_scales_with_size(alice: Keypair, genesis: Transaction, params: NetworkParams) -> None:
     small = unsigned(alice, genesis, inputs=(), outputs=())
     big = unsigned(alice, genesis, inputs=(), outputs=(), payload=b"x" * 4000)
     assert params.required_difficulty(small) == params.base_difficulty
-    assert params.required_difficulty(big) == params.base_difficulty + 5
+    assert params.required_difficulty(big) == params.base_difficulty + 4  # 4189 bytes
 
 
 def test_tampered_signature(alice: Keypair, genesis: Transaction, params: NetworkParams) -> None:

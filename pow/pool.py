@@ -1,0 +1,296 @@
+"""Searching on every core, and searches that give up (PROTOCOL §6.4).
+
+:class:`PoolSearcher` splits the nonce space into chunks scanned by worker processes
+(spawned, never forked, so it is safe next to threads and an event loop). It still
+returns the *smallest* valid nonce: a hit in chunk k is only final once every chunk
+below k has come back empty.
+
+Every search here can stop early, by a ``cancel`` event, a ``time_limit`` or a nonce
+``count``, and reports progress; the :class:`SearchResult` says why it stopped and
+where to resume, so a sender can re-select its tips and carry on (Hornet re-selects
+every 5 s). Cancellation takes effect within one chunk (tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+
+from pow.reference import MAX_NONCE, pow_prefix
+from pow.vectorized import BatchSearcher, Target, batch_for, scan
+
+DEFAULT_CHUNK = 1 << 18
+"""Nonces per work item: about 40 ms on one core, the bound on cancellation latency."""
+
+PROGRESS_INTERVAL = 0.25
+"""Seconds between progress reports."""
+
+
+class Stop(Enum):
+    FOUND = "found"
+    EXHAUSTED = "exhausted"
+    """The whole requested range was searched without a hit."""
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    nonce: int | None
+    """The smallest valid nonce, when ``stop`` is FOUND."""
+    stop: Stop
+    searched: int
+    """Nonces known to be invalid from ``start`` on: a resumed search starts past them."""
+    elapsed: float
+    """Seconds spent."""
+    hashed: int = -1
+    """Nonces hashed in all, including chunks past ``searched``; -1 means ``searched``."""
+
+    @property
+    def rate(self) -> float:
+        """Hashes per second over the whole search."""
+        done = self.searched if self.hashed < 0 else self.hashed
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    searched: int
+    elapsed: float
+    expected: float
+    """Expected total nonces for this difficulty (2**difficulty)."""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def search_for(
+    data: bytes,
+    difficulty: int,
+    start: int = 0,
+    count: int | None = None,
+    *,
+    time_limit: float | None = None,
+    cancel: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """A single-core vectorized search that gives up after ``time_limit`` seconds."""
+    target = Target.for_difficulty(difficulty)
+    end = _end(start, count)
+    searcher = BatchSearcher(pow_prefix(data), batch_for(difficulty))
+    began = clock()
+    last_report = began
+    pos = start
+    while pos < end:
+        now = clock()
+        if cancel is not None and cancel.is_set():
+            return SearchResult(None, Stop.CANCELLED, pos - start, now - began)
+        if time_limit is not None and now - began >= time_limit:
+            return SearchResult(None, Stop.TIMEOUT, pos - start, now - began)
+        if progress is not None and now - last_report >= PROGRESS_INTERVAL:
+            progress(Progress(pos - start, now - began, float(2**difficulty)))
+            last_report = now
+        stop = min(end, pos + searcher.batch)
+        nonce = scan(searcher, target, pos, stop)
+        if nonce is not None:
+            return SearchResult(nonce, Stop.FOUND, nonce - start, clock() - began)
+        pos = stop
+    return SearchResult(None, Stop.EXHAUSTED, end - start, clock() - began)
+
+
+def _end(start: int, count: int | None) -> int:
+    if not 0 <= start <= MAX_NONCE:
+        raise ValueError(f"start: expected 0..{MAX_NONCE}, got {start}")
+    if count is not None and count < 0:
+        raise ValueError(f"count: expected >= 0, got {count}")
+    return MAX_NONCE + 1 if count is None else min(MAX_NONCE + 1, start + count)
+
+
+# -- the process pool --------------------------------------------------------------------
+
+_cache: dict[tuple[bytes, int], BatchSearcher] = {}
+
+
+def _scan_chunk(prefix: bytes, difficulty: int, start: int, end: int) -> int | None:
+    """Worker: the smallest valid nonce in [start, end), or None."""
+    batch = batch_for(difficulty)
+    searcher = _cache.get((prefix, batch))
+    if searcher is None:
+        _cache.clear()  # one prefix at a time: bounded memory
+        searcher = _cache[(prefix, batch)] = BatchSearcher(prefix, batch)
+    return scan(searcher, Target.for_difficulty(difficulty), start, end)
+
+
+def _warm_up(_: int) -> int:
+    return os.getpid()
+
+
+class PoolSearcher:
+    """A reusable pool of worker processes that search together.
+
+    One search runs at a time (a lock serialises callers). Use as a context manager,
+    or call :meth:`close`.
+    """
+
+    def __init__(self, workers: int | None = None, *, chunk: int = DEFAULT_CHUNK) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        if chunk < 1:
+            raise ValueError(f"chunk: expected >= 1, got {chunk}")
+        self.chunk = chunk
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+        self._lock = threading.Lock()
+        # Start every worker now (spawning imports numpy: ~0.2 s), not on the first search.
+        list(self._executor.map(_warm_up, range(self.workers)))
+
+    def __enter__(self) -> PoolSearcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers; pending chunks are dropped."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def search(
+        self,
+        data: bytes,
+        difficulty: int,
+        start: int = 0,
+        count: int | None = None,
+        *,
+        time_limit: float | None = None,
+        cancel: threading.Event | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        """The smallest nonce in ``[start, start + count)`` meeting ``difficulty``."""
+        Target.for_difficulty(difficulty)  # validates
+        end = _end(start, count)
+        prefix = pow_prefix(data)
+        with self._lock:
+            return self._search(prefix, difficulty, start, end, time_limit, cancel, progress)
+
+    def _search(
+        self,
+        prefix: bytes,
+        difficulty: int,
+        start: int,
+        end: int,
+        time_limit: float | None,
+        cancel: threading.Event | None,
+        progress: ProgressCallback | None,
+    ) -> SearchResult:
+        began = time.monotonic()
+        last_report = began
+        n_chunks = math.ceil((end - start) / self.chunk)
+        running: dict[Future[int | None], int] = {}
+        results: dict[int, int | None] = {}
+        next_chunk = 0
+        best_chunk = n_chunks  # lowest chunk index with a hit so far
+        contiguous = 0  # chunks 0..contiguous-1 all came back
+        hashed = 0
+
+        def chunk_range(k: int) -> tuple[int, int]:
+            low = start + k * self.chunk
+            return low, min(end, low + self.chunk)
+
+        stop: Stop | None = None
+        while True:
+            while next_chunk < best_chunk and len(running) < 2 * self.workers:
+                low, high = chunk_range(next_chunk)
+                running[self._executor.submit(_scan_chunk, prefix, difficulty, low, high)] = (
+                    next_chunk
+                )
+                next_chunk += 1
+            while contiguous in results:
+                contiguous += 1
+            if contiguous >= best_chunk or contiguous >= n_chunks:
+                break
+            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+            for future in done:
+                k = running.pop(future)
+                results[k] = future.result()
+                low, high = chunk_range(k)
+                hashed += high - low
+                if results[k] is not None:
+                    best_chunk = min(best_chunk, k)
+            now = time.monotonic()
+            if cancel is not None and cancel.is_set():
+                stop = Stop.CANCELLED
+            elif time_limit is not None and now - began >= time_limit:
+                stop = Stop.TIMEOUT
+            if stop is not None:
+                for future in running:
+                    future.cancel()
+                wait(running)  # at most one chunk's time
+                hashed += sum(
+                    high - low
+                    for future, k in running.items()
+                    if not future.cancelled()
+                    for low, high in [chunk_range(k)]
+                )
+                break
+            if progress is not None and now - last_report >= PROGRESS_INTERVAL:
+                searched = min(end, start + contiguous * self.chunk) - start
+                progress(Progress(searched, now - began, float(2**difficulty)))
+                last_report = now
+        elapsed = time.monotonic() - began
+        if best_chunk < n_chunks and contiguous >= best_chunk:
+            nonce = results[best_chunk]
+            assert nonce is not None
+            return SearchResult(nonce, Stop.FOUND, nonce - start, elapsed, hashed)
+        searched = min(end, start + contiguous * self.chunk) - start
+        return SearchResult(None, stop or Stop.EXHAUSTED, searched, elapsed, hashed)
+
+    async def search_async(
+        self,
+        data: bytes,
+        difficulty: int,
+        start: int = 0,
+        count: int | None = None,
+        *,
+        time_limit: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SearchResult:
+        """:meth:`search` from a coroutine: runs in a thread, never on the event loop.
+
+        Cancelling the awaiting task cancels the search, and waits for it to stop.
+        """
+        cancel = threading.Event()
+        task = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.search,
+                data,
+                difficulty,
+                start,
+                count,
+                time_limit=time_limit,
+                cancel=cancel,
+                progress=progress,
+            )
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancel.set()
+            await asyncio.wait([task])
+            raise

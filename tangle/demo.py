@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from tangle.address import Address, encode_address
 from tangle.builder import build
+from tangle.engine import Engine, EngineParams, LivenessPolicy
 from tangle.ledger import ConflictReason, make_genesis
 from tangle.signing import Keypair
 from tangle.tangle import Outcome, Tangle, TxStatus
-from tangle.tip_selection import model_tip, select_uniform
 from tangle.transaction import OutputId, Transaction, TxId
 from tangle.validation import NetworkParams
+from tangle.walk import WalkParams
 
 DEMO_NETWORK_ID = 0x7467_6C64_656D_6F31  # "tgldemo1"
 PRICE_PER_KWH = 25
@@ -67,6 +68,18 @@ class Scenario:
             },
         )
         self.tangle = Tangle(genesis, self.params)
+        # One demo round is one second of tangle time; the walk starts 2 rounds back.
+        self.engine = Engine(
+            self.tangle,
+            EngineParams(
+                capacity=1024,
+                walk=WalkParams(depth=2.0),
+                promote_after=3.0,
+                liveness=LivenessPolicy(idle_after=1.0, max_tips=4),
+            ),
+        )
+        self.now = 0.0
+        self.view_rng = random.Random(seed + 2)  # for the balance display, kept apart
         self.replica = Tangle(genesis, self.params)
         self.pow_seconds = 0.0
         self.built = 0
@@ -110,20 +123,20 @@ class Scenario:
         them sees what the others attach in the same round (the whitepaper's delay h)."""
         if self._round_tips:
             return self._round_tips.pop()
-        return select_uniform(self.tangle, self.rng)
+        return self.engine.select_tips(self.rng, self.now)
 
     def own_chain(self, device: Device, trunk: TxId, branch: TxId) -> tuple[TxId, TxId]:
         """Approve the device's own last transaction, as a wallet does, so that its view
         includes its own spends and it never pays twice from the same output.
 
-        A last transaction on the losing side of a conflict (one the model tip cannot
-        approve) is abandoned instead: its spends are then free to be made again.
+        A last transaction that is conflicting or orphaned is abandoned instead (a wallet
+        would reattach it): its spends are then free to be made again.
         """
         last = device.last
         t = self.tangle
         if last is None or t.dag.in_past_cone(last, trunk) or t.dag.in_past_cone(last, branch):
             return trunk, branch
-        if not t.can_approve(model_tip(t), last):
+        if self.engine.status(last) not in (TxStatus.PENDING, TxStatus.CONFIRMED):
             return trunk, branch
         return (last, branch) if t.can_approve(last, branch) else (last, last)
 
@@ -169,7 +182,7 @@ class Scenario:
         )
         self.pow_seconds += time.perf_counter() - started
         self.built += 1
-        self.tangle.attach(tx)
+        self.engine.attach(tx, self.now)
         device.sent += 1
         device.last = tx.id
         return tx
@@ -178,7 +191,8 @@ class Scenario:
 
     def round(self, n: int, emit: Callable[[str], None]) -> list[Transaction]:
         issued: list[Transaction] = []
-        self._round_tips = [select_uniform(self.tangle, self.rng) for _ in range(8)]
+        self.now = float(n)
+        self._round_tips = [self.engine.select_tips(self.rng, self.now) for _ in range(8)]
         car = self.devices["car"]
 
         def attempt(
@@ -216,7 +230,7 @@ class Scenario:
             attempt("charger", "grid", 0, share=0.5)
         if n % 5 == 0:  # the grid tops up the car
             attempt("grid", "car", 500)
-        if len(self.tangle.consistent_tips()) > 4:  # the gateway consolidates tips
+        if self.engine.consolidation_due(self.now):  # the gateway keeps the tangle moving
             attempt("gateway", None, 0)
         if n == 6:
             issued.extend(self.double_spend(emit))
@@ -300,12 +314,14 @@ def run(
     for n in range(1, rounds + 1):
         issued = world.round(n, emit)
         buffered = world.replicate(issued)
-        view = model_tip(t)
-        balances = [t.balance_seen_by(d.keypair.address, view) for d in world.devices.values()]
-        conflicting = sum(1 for tx in t if t.status(tx.id) is TxStatus.CONFLICTING)
+        engine = world.engine
+        engine.confirm(world.rng, world.now)
+        view = engine.select_tips(world.view_rng, world.now)  # what a new payment would see
+        balances = [t.balance_seen_by(d.keypair.address, *view) for d in world.devices.values()]
+        conflicting = sum(1 for tx in t if engine.status(tx.id) is TxStatus.CONFLICTING)
         emit(
-            f"{n:>5} {len(t):>5} {len(t.tips()):>4} {conflicting:>5} {buffered:>4}  "
-            + " ".join(f"{b:>8}" for b in balances)
+            f"{n:>5} {len(t):>5} {len(t.tips()):>4} {engine.confirmed_count:>5} "
+            f"{conflicting:>5} {buffered:>4}  " + " ".join(f"{b:>8}" for b in balances)
         )
         if sum(balances) != t.supply:
             raise AssertionError(f"supply broken: {sum(balances)} != {t.supply}")
@@ -323,13 +339,14 @@ def summarize(world: Scenario, emit: Callable[[str], None]) -> None:
         f"proof of work {1000 * world.pow_seconds / max(1, world.built):.1f} ms per transaction"
     )
     emit(f"replica (fed out of order, some late) agrees on every tip and verdict: {same}")
+    engine = world.engine
     for output_id, spenders in t.ledger.conflict_sets():
         parts = []
         for s in spenders:
-            verdict = t.verdict(s)
-            state = "consistent" if verdict.consistent else ConflictReason(verdict.reason).name
-            parts.append(f"{s.hex()[:12]}… weight {t.dag.cumulative_weight(s)} ({state})")
+            status = engine.status(s).name.lower()
+            reason = engine.conflict_reason(s)
+            why = f", {reason.name}" if reason is not ConflictReason.NONE else ""
+            parts.append(f"{s.hex()[:12]}… weight {t.dag.cumulative_weight(s)} ({status}{why})")
         emit(f"conflict set on {output_id.hex()[:12]}…: " + "; ".join(parts))
-    conflicting = [x for x in t if not t.is_consistent(x.id)]
-    for tx in conflicting[:3]:
-        emit(f"  {tx.id.hex()[:12]}… conflicting: {t.verdict(tx.id).detail}")
+    unconfirmed = sum(1 for x in t if engine.status(x.id) is TxStatus.PENDING)
+    emit(f"{engine.confirmed_count} confirmed, {unconfirmed} still pending (the newest)")

@@ -22,7 +22,10 @@ PURE_CORE = [
     "ledger",
     "tangle",
     "builder",
-    "tip_selection",
+    "window",
+    "walk",
+    "confirmation",
+    "engine",
 ]
 FORBIDDEN_IN_CORE = {"asyncio", "aiohttp", "socket", "sqlite3", "os", "time", "subprocess"}
 

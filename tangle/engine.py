@@ -1,0 +1,242 @@
+"""The engine a node runs: tangle, weight window, tip selection, confirmation (layer 3).
+
+It attaches transactions to the :class:`~tangle.tangle.Tangle` (validity, §5–§8) and
+mirrors every attached one into the :class:`~tangle.window.WeightWindow`, walkable if
+it is consistent, approves nothing left behind, and is not below max depth. From
+there it selects tips (MCMC by default, URTS on request), runs confirmation passes,
+and answers the statuses of PROTOCOL §9 with promote/reattach advice.
+
+Statuses (§9), decided here:
+
+- *confirmed* once a confirmation pass gives a confidence of at least 2/3; sticky.
+  Confirming a transaction confirms its past cone (every tip approving it approves
+  its ancestors too);
+- *conflicting* when the ledger says so (§8.3), or when a rival spending the same
+  output is confirmed (``LOST_CONFLICT``); everything approving a loser is conflicting
+  too (``PARENT_CONFLICTING``) and no walk steps onto it again;
+- *orphaned* when it leaves the window unconfirmed: no walk can reach it any more.
+
+Time is a parameter everywhere (``now``, in seconds for a node), and so is randomness.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tangle.confirmation import CONFIRMATION_THRESHOLD, DEFAULT_WALKS, confidence_pass
+from tangle.ledger import ConflictReason
+from tangle.tangle import AttachResult, Tangle, TxStatus
+from tangle.transaction import Transaction, TxId
+from tangle.walk import McmcSelector, UrtsParams, UrtsSelector, WalkParams, within_max_depth
+from tangle.window import DEFAULT_CAPACITY, WeightWindow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LivenessPolicy:
+    """When a node should issue an empty transaction to keep the tangle moving (§4.2)."""
+
+    idle_after: float = 1.0
+    """Seconds without any new transaction before consolidating."""
+    max_tips: int = 8
+    """More walkable tips than this: consolidate, whatever the traffic."""
+
+    def due(self, now: float, last_arrival: float, tips: int) -> bool:
+        return now - last_arrival >= self.idle_after or tips > self.max_tips
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineParams:
+    capacity: int = DEFAULT_CAPACITY
+    """Transactions in the weight window (memory: capacity**2 / 8 bytes)."""
+    walk: WalkParams = field(default_factory=WalkParams)
+    urts: UrtsParams = field(default_factory=UrtsParams)
+    max_parent_age: float = 10.0
+    """Seconds a parent may have been approved by others before it makes its approver
+    'below max depth' (not walkable)."""
+    walks: int = DEFAULT_WALKS
+    """Walks per confirmation pass."""
+    threshold: float = CONFIRMATION_THRESHOLD
+    promote_after: float = 4.0
+    """Seconds after which a pending transaction below the threshold should be promoted."""
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.threshold <= 1:
+            raise ValueError(f"threshold: expected in (0.5, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True, slots=True)
+class TxMetadata:
+    """What a node reports about a transaction (the API's metadata)."""
+
+    status: TxStatus
+    confidence: float
+    cumulative_weight: int | None
+    """Exact while the transaction is in the window; None once it has left."""
+    should_promote: bool
+    should_reattach: bool
+    conflict_reason: ConflictReason
+
+
+class Engine:
+    """Tangle + weight window + tip selection + confirmation, for one node."""
+
+    def __init__(self, tangle: Tangle, params: EngineParams | None = None, now: float = 0.0):
+        self.tangle = tangle
+        self.params = params or EngineParams()
+        self.window = WeightWindow(self.params.capacity)
+        self.mcmc = McmcSelector(self.window, self.params.walk, self._compatible)
+        self.urts = UrtsSelector(self.window, self.params.urts, self._compatible)
+        self._confirmed: dict[TxId, float] = {}
+        self._lost: dict[TxId, ConflictReason] = {}
+        self._orphaned: set[TxId] = set()
+        self._confidence: dict[TxId, float] = {}
+        self._arrived: dict[TxId, float] = {}
+        self.last_arrival = now
+        for tx in tangle:  # a fresh tangle holds the genesis; a restart replays history
+            self._mirror(tx, now)
+        self._confirmed[tangle.genesis.id] = now
+
+    # -- attaching ----------------------------------------------------------------------
+
+    def attach(self, tx: Transaction, now: float) -> AttachResult:
+        """Attach ``tx`` (validating it, §5) and mirror what got attached into the window."""
+        result = self.tangle.attach(tx)
+        for tx_id in result.attached:
+            self._mirror(self.tangle.get(tx_id), now)
+        return result
+
+    def _mirror(self, tx: Transaction, now: float) -> None:
+        parents = tuple(dict.fromkeys(p for p in tx.parents if p in self.tangle))
+        if tx.is_genesis_shaped:
+            parents = ()
+        lost_parent = next((p for p in parents if p in self._lost), None)
+        if lost_parent is not None:
+            self._lost[tx.id] = ConflictReason.PARENT_CONFLICTING
+        elif self._rival_confirmed(tx):  # a double spend of something already final
+            self._lost[tx.id] = ConflictReason.LOST_CONFLICT
+        walkable = (
+            self.tangle.is_consistent(tx.id)
+            and tx.id not in self._lost
+            and within_max_depth(self.window, parents, now, self.params.max_parent_age)
+        )
+        for gone in self.window.add(tx.id, parents, time=now, walkable=walkable):
+            if self.status(gone) is TxStatus.PENDING:
+                self._orphaned.add(gone)
+            self._confidence.pop(gone, None)
+            self._arrived.pop(gone, None)
+        self._arrived[tx.id] = now
+        self.urts.on_arrival(tx.id, parents, now)
+        self.last_arrival = now
+
+    def _rival_confirmed(self, tx: Transaction) -> bool:
+        ledger = self.tangle.ledger
+        return any(
+            spender != tx.id and spender in self._confirmed
+            for output_id in tx.inputs
+            for spender in ledger.spenders(output_id)
+        )
+
+    def _compatible(self, a: TxId, b: TxId) -> bool:
+        return self.tangle.can_approve(a, b)
+
+    # -- tip selection --------------------------------------------------------------------
+
+    def select_tips(self, rng: random.Random, now: float, mode: str = "mcmc") -> tuple[TxId, TxId]:
+        """Trunk and branch for a new transaction: ``mcmc`` (default) or ``urts``."""
+        if mode == "mcmc":
+            return self.mcmc.select(rng, now)
+        if mode == "urts":
+            return self.urts.select(rng, now)
+        raise ValueError(f"tip selection: expected 'mcmc' or 'urts', got {mode!r}")
+
+    def consolidation_due(self, now: float) -> bool:
+        """Should the node issue an empty transaction now (idle, or tips piling up)?"""
+        walkable_tips = sum(1 for s in self.window.tips() if self.window.walkable[s])
+        return self.params.liveness.due(now, self.last_arrival, walkable_tips)
+
+    # -- confirmation ---------------------------------------------------------------------
+
+    def confirm(self, rng: random.Random, now: float) -> list[TxId]:
+        """One confirmation pass; returns the newly confirmed ids, oldest first."""
+        w = self.window
+        result = confidence_pass(self.mcmc, rng, now, self.params.walks)
+        self._confidence = {}
+        newly: list[TxId] = []
+        approved = np.flatnonzero(result.confidence > 0)
+        for slot in sorted(approved.tolist(), key=w.age_key):
+            tx_id = w.id_at(slot)
+            if tx_id in self._confirmed:
+                continue
+            value = float(result.confidence[slot])
+            if value >= self.params.threshold and self.status(tx_id) is TxStatus.PENDING:
+                self._confirmed[tx_id] = now
+                newly.append(tx_id)
+            else:
+                self._confidence[tx_id] = value
+        for tx_id in newly:
+            self._resolve_conflicts(tx_id)
+        return newly
+
+    def _resolve_conflicts(self, winner: TxId) -> None:
+        """Every rival of a confirmed transaction loses, and so does what approves it."""
+        ledger, w = self.tangle.ledger, self.window
+        for output_id in self.tangle.get(winner).inputs:
+            for rival in ledger.spenders(output_id):
+                if rival == winner or rival in self._lost:
+                    continue
+                self._lost[rival] = ConflictReason.LOST_CONFLICT
+                if rival in w:
+                    slot = w.slot(rival)
+                    w.walkable[slot] = False
+                    for later in w.future_cone(slot):
+                        w.walkable[later] = False
+                        self._lost.setdefault(w.id_at(later), ConflictReason.PARENT_CONFLICTING)
+
+    # -- statuses (§9) ----------------------------------------------------------------------
+
+    def status(self, tx_id: TxId) -> TxStatus:
+        if tx_id in self._confirmed:
+            return TxStatus.CONFIRMED
+        if tx_id in self._lost or not self.tangle.is_consistent(tx_id):
+            return TxStatus.CONFLICTING
+        if tx_id in self._orphaned:
+            return TxStatus.ORPHANED
+        return TxStatus.PENDING
+
+    def conflict_reason(self, tx_id: TxId) -> ConflictReason:
+        verdict = self.tangle.verdict(tx_id)
+        if not verdict.consistent:
+            return verdict.reason
+        return self._lost.get(tx_id, ConflictReason.NONE)
+
+    def confidence(self, tx_id: TxId) -> float:
+        """The last pass's confidence; 1 for confirmed transactions."""
+        if tx_id in self._confirmed:
+            return 1.0
+        return self._confidence.get(tx_id, 0.0)
+
+    def metadata(self, tx_id: TxId, now: float) -> TxMetadata:
+        status = self.status(tx_id)
+        reason = self.conflict_reason(tx_id)
+        weight = self.window.weight(tx_id) if tx_id in self.window else None
+        confidence = self.confidence(tx_id)
+        promote = (
+            status is TxStatus.PENDING
+            and tx_id in self.window
+            and now - self._arrived.get(tx_id, now) >= self.params.promote_after
+            and confidence < self.params.threshold
+        )
+        # Reattaching helps when the transaction itself is sound but was left behind,
+        # or only its parents were bad; a lost double spend cannot be reissued.
+        reattach = status is TxStatus.ORPHANED or (
+            status is TxStatus.CONFLICTING and reason is ConflictReason.PARENT_CONFLICTING
+        )
+        return TxMetadata(status, confidence, weight, promote, reattach, reason)
+
+    @property
+    def confirmed_count(self) -> int:
+        return len(self._confirmed)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
-from pow.reference import MAX_NONCE, pow_prefix
+from pow.reference import nonce_range_end, pow_prefix
 from pow.vectorized import BatchSearcher, Target, batch_for, scan
 
 DEFAULT_CHUNK = 1 << 18
@@ -86,7 +86,7 @@ def search_for(
 ) -> SearchResult:
     """A single-core vectorized search that gives up after ``time_limit`` seconds."""
     target = Target.for_difficulty(difficulty)
-    end = _end(start, count)
+    end = nonce_range_end(start, count)
     searcher = BatchSearcher(pow_prefix(data), batch_for(difficulty))
     began = clock()
     last_report = began
@@ -106,14 +106,6 @@ def search_for(
             return SearchResult(nonce, Stop.FOUND, nonce - start, clock() - began)
         pos = stop
     return SearchResult(None, Stop.EXHAUSTED, end - start, clock() - began)
-
-
-def _end(start: int, count: int | None) -> int:
-    if not 0 <= start <= MAX_NONCE:
-        raise ValueError(f"start: expected 0..{MAX_NONCE}, got {start}")
-    if count is not None and count < 0:
-        raise ValueError(f"count: expected >= 0, got {count}")
-    return MAX_NONCE + 1 if count is None else min(MAX_NONCE + 1, start + count)
 
 
 # -- the process pool --------------------------------------------------------------------
@@ -184,7 +176,7 @@ class PoolSearcher:
     ) -> SearchResult:
         """The smallest nonce in ``[start, start + count)`` meeting ``difficulty``."""
         Target.for_difficulty(difficulty)  # validates
-        end = _end(start, count)
+        end = nonce_range_end(start, count)
         prefix = pow_prefix(data)
         with self._lock:
             return self._search(prefix, difficulty, start, end, time_limit, cancel, progress)

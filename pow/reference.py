@@ -55,6 +55,19 @@ def verify(data: bytes, nonce: int, difficulty: int) -> bool:
     return work(data, nonce) >= difficulty
 
 
+def nonce_range_end(start: int, count: int | None) -> int:
+    """The end of ``[start, start + count)``, clipped to the nonce space (None: to its end).
+
+    Raises:
+        ValueError: ``start`` is not a u64, or ``count`` is negative.
+    """
+    if not 0 <= start <= MAX_NONCE:
+        raise ValueError(f"start: expected 0..{MAX_NONCE}, got {start}")
+    if count is not None and count < 0:
+        raise ValueError(f"count: expected >= 0, got {count}")
+    return MAX_NONCE + 1 if count is None else min(MAX_NONCE + 1, start + count)
+
+
 def search(data: bytes, difficulty: int, start: int = 0, count: int | None = None) -> int | None:
     """The smallest nonce in ``[start, start + count)`` meeting ``difficulty``, or None.
 
@@ -62,9 +75,7 @@ def search(data: bytes, difficulty: int, start: int = 0, count: int | None = Non
     """
     if not 0 <= difficulty <= HASH_BITS:
         raise ValueError(f"difficulty: expected 0..{HASH_BITS}, got {difficulty}")
-    if not 0 <= start <= MAX_NONCE:
-        raise ValueError(f"start: expected 0..{MAX_NONCE}, got {start}")
-    end = MAX_NONCE + 1 if count is None else min(MAX_NONCE + 1, start + count)
+    end = nonce_range_end(start, count)
     prefix = pow_prefix(data)
     # Reading the hash as an integer: work >= d  <=>  hash < 2**(256 - d).
     bound = 1 << (HASH_BITS - difficulty)

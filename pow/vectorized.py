@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pow.reference import MAX_NONCE, PERSON_NONCE, PREFIX_SIZE, pow_prefix
+from pow.reference import PERSON_NONCE, PREFIX_SIZE, nonce_range_end, pow_prefix
 
 MASK = 0xFFFFFFFF
 IV = (
@@ -301,9 +301,7 @@ def search(
     Same contract and same answers as :func:`pow.reference.search`.
     """
     target = Target.for_difficulty(difficulty)
-    if not 0 <= start <= MAX_NONCE:
-        raise ValueError(f"start: expected 0..{MAX_NONCE}, got {start}")
-    end = MAX_NONCE + 1 if count is None else min(MAX_NONCE + 1, start + count)
+    end = nonce_range_end(start, count)
     searcher = BatchSearcher(pow_prefix(data), batch or batch_for(difficulty), xp)
     return scan(searcher, target, start, end)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tangle import __version__
 
@@ -56,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--difficulty", type=_difficulty, default=12, help="base PoW bits (default 12)"
     )
+    node = commands.add_parser("node", help="run a peer node (Ctrl-C or SIGTERM stops it)")
+    node.add_argument("--config", type=Path, help="a TOML file of settings")
+    node.add_argument("--data-dir", type=Path, help="where the database lives")
+    node.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    node.add_argument("--api-port", type=int, help="HTTP API port (default 14265; 0: any)")
+    node.add_argument("--peer", action="append", dest="peers", metavar="URL", help="a peer")
+    node.add_argument("--dev", action="store_true", default=None, help="a dev network")
+    node.add_argument("--network-id", help="network id (default: the dev network)")
+    node.add_argument("--base-difficulty", type=int, help="PoW base bits (dev default 8)")
+    node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
 
@@ -75,7 +86,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted: demo stopped cleanly", flush=True)
         return 0
+    if args.command == "node":
+        return run_node(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse prevents this
+
+
+def run_node(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tangle.net.config import ConfigError, environment, load_config
+    from tangle.net.node import Rejected
+    from tangle.net.server import configure_logging, serve
+    from tangle.storage import StorageError
+
+    try:
+        config = load_config(
+            args.config,
+            environment(),
+            {
+                "data_dir": args.data_dir,
+                "host": args.host,
+                "api_port": args.api_port,
+                "peers": args.peers,
+                "dev": args.dev,
+                "network_id": args.network_id,
+                "base_difficulty": args.base_difficulty,
+            },
+        )
+    except ConfigError as exc:
+        print(f"tangle node: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    try:
+        asyncio.run(serve(config))
+    except (Rejected, StorageError) as exc:
+        print(f"tangle node: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

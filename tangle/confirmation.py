@@ -1,9 +1,13 @@
 """Confirmation confidence for every window transaction at once (layer 3, pure).
 
 The confidence of a transaction is the share of N tip-selection walks (default 100)
-whose tip has it in its past cone (whitepaper §1; PROTOCOL §9). One pass runs the N
-walks from the current entry point and adds each tip's ancestor bitset into a count
-per slot, so every window transaction gets its confidence from the same N walks.
+whose tip approves it, directly or indirectly (whitepaper §1; PROTOCOL §9). A tip does
+not approve itself: a transaction nobody has approved yet has confidence 0, however
+alone it is, so on a quiet network it waits for the node's consolidation transactions.
+
+One pass runs the N walks from the current entry point and adds each tip's ancestor
+bitset into a count per slot, so every window transaction gets its confidence from the
+same N walks.
 
 A transaction is confirmed once its confidence reaches the threshold, and stays so.
 The threshold is above 1/2: no consistent tip has two conflicting transactions in its
@@ -49,4 +53,5 @@ def confidence_pass(
     for tip, times in zip(*np.unique(ends, return_counts=True), strict=True):
         bits = np.unpackbits(window.ancestor_bits(int(tip)), bitorder="little")
         counts += bits.astype(np.int64) * int(times)
+        counts[int(tip)] -= int(times)  # a tip does not approve itself
     return ConfidencePass(counts / walks, ends, entry)

@@ -102,9 +102,12 @@ class Engine:
 
     # -- attaching ----------------------------------------------------------------------
 
-    def attach(self, tx: Transaction, now: float) -> AttachResult:
-        """Attach ``tx`` (validating it, §5) and mirror what got attached into the window."""
-        result = self.tangle.attach(tx)
+    def attach(self, tx: Transaction, now: float, *, prevalidated: bool = False) -> AttachResult:
+        """Attach ``tx`` and mirror what got attached into the window.
+
+        ``tx`` is validated (§5) unless ``prevalidated`` says the caller already did.
+        """
+        result = self.tangle.attach_prevalidated(tx) if prevalidated else self.tangle.attach(tx)
         for tx_id in result.attached:
             self._mirror(self.tangle.get(tx_id), now)
         return result
@@ -131,6 +134,10 @@ class Engine:
         self._arrived[tx.id] = now
         self.urts.on_arrival(tx.id, parents, now)
         self.last_arrival = now
+
+    def rival_confirmed(self, tx: Transaction) -> bool:
+        """Does a confirmed transaction already spend one of ``tx``'s inputs?"""
+        return self._rival_confirmed(tx)
 
     def _rival_confirmed(self, tx: Transaction) -> bool:
         ledger = self.tangle.ledger

@@ -98,6 +98,20 @@ class Tangle:
         attached.extend(self._release(tx.id))
         return AttachResult(Outcome.ATTACHED, tuple(attached))
 
+    def missing_parents_of(self, tx: Transaction) -> tuple[TxId, ...]:
+        """Parents of ``tx`` that are not attached (empty when ``tx`` is solid)."""
+        return tuple(p for p in dict.fromkeys(tx.parents) if p not in self._txs)
+
+    def preview(self, tx: Transaction) -> Verdict:
+        """The verdict ``tx`` would get if attached now; changes nothing (§8.3).
+
+        Raises:
+            ValueError: ``tx`` is not solid.
+        """
+        if self.missing_parents_of(tx):
+            raise ValueError(f"transaction {tx.id.hex()} is not solid")
+        return self._ledger.evaluate(tx, self._dag, self._consistent)
+
     def _buffer(self, tx: Transaction, absent: list[TxId]) -> AttachResult:
         self._unsolid[tx.id] = tx
         for parent in absent:

@@ -1,0 +1,328 @@
+"""The node's HTTP API: JSON over aiohttp, errors as {"error": {"code", "message"}}.
+
+Every error leaves one middleware with the right status: 400 for bytes or text that do
+not parse, 404 for unknown ids, 409 for a spend of something already spent, 413 for an
+oversize body, 422 for a well-formed transaction the rules refuse, 503 when storage
+fails. Amounts are decimal strings of the smallest unit; ids are lowercase hex.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tangle.address import decode_address, encode_address
+from tangle.constants import HASH_SIZE, MAX_TRANSACTION_SIZE
+from tangle.encoding import parse_hex
+from tangle.errors import (
+    AddressError,
+    EncodingError,
+    InsufficientWork,
+    InvalidSignature,
+    InvalidTransaction,
+    ValueRuleViolation,
+    WrongNetwork,
+)
+from tangle.net.node import VERSION, Node, Rejected
+from tangle.storage import StorageError
+from tangle.tangle import TxStatus
+from tangle.transaction import OutputId, Transaction, TxId
+
+log = logging.getLogger(__name__)
+NODE = web.AppKey("node", Node)
+MAX_BODY = 2 * MAX_TRANSACTION_SIZE + 1024  # hex doubles the size; room for the JSON
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+_INVALID_CODES: list[tuple[type[InvalidTransaction], str]] = [
+    (WrongNetwork, "wrong_network"),
+    (InvalidSignature, "invalid_signature"),
+    (InsufficientWork, "insufficient_work"),
+    (ValueRuleViolation, "invalid_value"),
+]
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Map every error to a JSON body and a status, in one place."""
+    try:
+        return await handler(request)
+    except Rejected as exc:
+        return error(exc.status, exc.code, exc.message)
+    except AddressError as exc:
+        return error(400, "invalid_address", str(exc))
+    except EncodingError as exc:
+        return error(400, "invalid_encoding", str(exc))
+    except InvalidTransaction as exc:
+        code = next((c for kind, c in _INVALID_CODES if isinstance(exc, kind)), "invalid")
+        return error(422, code, str(exc))
+    except StorageError as exc:
+        log.error("storage failed: %s", exc)
+        return error(503, "storage_unavailable", "the node cannot write to its database")
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, "too_large", f"request bodies are at most {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        raise
+
+
+def _tx_id(request: web.Request) -> TxId:
+    return TxId(parse_hex("transaction id", request.match_info["id"], HASH_SIZE))
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("invalid_json", f"the body is not JSON: {exc}", 400) from None
+    if not isinstance(body, dict):
+        raise Rejected("invalid_json", f"expected a JSON object, got {type(body).__name__}", 400)
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in body:
+        raise Rejected("missing_field", f"{name}: required", 400)
+    value = body[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise Rejected(
+            "invalid_field", f"{name}: expected {kind.__name__}, got {type(value).__name__}", 400
+        )
+    return value
+
+
+def _amount(value: Any) -> int:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.isdigit():
+        raise Rejected("invalid_field", f"amount: expected a decimal string, got {value!r}", 400)
+    return int(text)
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+async def info(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    engine = node.engine
+    statuses = dict.fromkeys(TxStatus, 0)
+    for tx_id in node._recent:  # cheap: the recent arrivals
+        statuses[engine.status(tx_id)] += 1
+    total = len(node.tangle)
+    return json_response(
+        {
+            "name": "tangle",
+            "version": VERSION,
+            "network_id": f"{node.params.network_id:#x}",
+            "dev": node.config.dev,
+            "transactions": total,
+            "tips": len(node.tangle.tips()),
+            "confirmed": engine.confirmed_count,
+            "pending_recent": statuses[TxStatus.PENDING],
+            "conflicting_recent": statuses[TxStatus.CONFLICTING],
+            "pow": {
+                "base_difficulty": node.params.base_difficulty,
+                "size_unit_bytes": 512,
+                "rule": "PROTOCOL §6",
+            },
+            "peers": list(node.config.peers),
+            "uptime_s": round(node.clock() - node.started, 3),
+            "throughput_tps": round(node.throughput(), 3),
+            "faucet": encode_address(node.faucet.address) if node.config.dev else None,
+        }
+    )
+
+
+async def tips(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    trunk, branch = node.engine.select_tips(node.rng, node.clock())
+    return json_response({"trunk": trunk.hex(), "branch": branch.hex()})
+
+
+async def submit(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if request.content_type == "application/octet-stream":
+        raw = await request.read()
+    else:
+        raw = parse_hex("raw", _field(await _json(request), "raw", str))
+    result = await node.submit(raw)
+    return json_response({"id": result.tx_id.hex()}, 201 if result.created else 200)
+
+
+def _transaction_json(tx: Transaction) -> dict[str, Any]:
+    return {
+        "id": tx.id.hex(),
+        "version": tx.version,
+        "network_id": f"{tx.network_id:#x}",
+        "timestamp": tx.timestamp,
+        "trunk": tx.trunk.hex(),
+        "branch": tx.branch.hex(),
+        "issuer": tx.issuer.hex(),
+        "inputs": [i.hex() for i in tx.inputs],
+        "outputs": [
+            {"address": encode_address(o.address), "amount": str(o.amount)} for o in tx.outputs
+        ],
+        "payload": tx.payload.hex(),
+        "signature": tx.signature.hex(),
+        "nonce": str(tx.nonce),
+        "size": tx.size,
+    }
+
+
+async def transaction(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    tx = node.get(_tx_id(request))
+    meta = node.engine.metadata(tx.id, node.clock())
+    body = _transaction_json(tx)
+    body["metadata"] = {
+        "status": meta.status.name.lower(),
+        "confidence": round(meta.confidence, 4),
+        "cumulative_weight": meta.cumulative_weight,
+        "should_promote": meta.should_promote,
+        "should_reattach": meta.should_reattach,
+        "conflict_reason": None
+        if meta.conflict_reason.name == "NONE"
+        else meta.conflict_reason.name.lower(),
+    }
+    return json_response(body)
+
+
+def _output_json(node: Node, oid: OutputId) -> dict[str, Any]:
+    output = node.tangle.ledger.output(oid)
+    if output is None or oid.tx_id not in node.tangle:
+        raise Rejected("not_found", f"output {oid.hex()} is unknown", 404)
+    spent_by = node.spent(oid, confirmed_only=False)
+    return {
+        "output_id": oid.hex(),
+        "transaction": oid.tx_id.hex(),
+        "index": oid.index,
+        "address": encode_address(output.address),
+        "amount": str(output.amount),
+        "status": node.engine.status(oid.tx_id).name.lower(),
+        "spent": spent_by is not None,
+        "spent_by": spent_by.hex() if spent_by is not None else None,
+        "spent_confirmed": node.spent(oid, confirmed_only=True) is not None,
+    }
+
+
+async def address(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    addr = decode_address(request.match_info["address"])
+    confirmed, pending = node.balances(addr)
+    outputs = [_output_json(node, oid) for oid, _ in node.outputs_of(addr)]
+    return json_response(
+        {
+            "address": encode_address(addr),
+            "balance": {"confirmed": str(confirmed), "pending": str(pending)},
+            "outputs": outputs,
+        }
+    )
+
+
+async def output(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    oid = OutputId.from_hex(request.match_info["id"])
+    return json_response(_output_json(node, oid))
+
+
+async def faucet(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if not node.config.dev:
+        raise Rejected("not_available", "the faucet exists only on --dev networks", 404)
+    body = await _json(request)
+    addr = decode_address(_field(body, "address", str))
+    tx_id = await node.pay_from_faucet(addr, _amount(body.get("amount")))
+    return json_response({"id": tx_id.hex()}, 201)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    lines = [
+        "# HELP tangle_transactions Transactions attached.",
+        "# TYPE tangle_transactions gauge",
+        f"tangle_transactions {len(node.tangle)}",
+        "# HELP tangle_confirmed Transactions confirmed.",
+        "# TYPE tangle_confirmed gauge",
+        f"tangle_confirmed {node.engine.confirmed_count}",
+        "# HELP tangle_tips Unapproved transactions.",
+        "# TYPE tangle_tips gauge",
+        f"tangle_tips {len(node.tangle.tips())}",
+        "# HELP tangle_unsolid Transactions waiting for parents.",
+        "# TYPE tangle_unsolid gauge",
+        f"tangle_unsolid {node.tangle.unsolid_count}",
+        "# HELP tangle_storage_commits Group commits written.",
+        "# TYPE tangle_storage_commits counter",
+        f"tangle_storage_commits_total {node.store.commits}",
+        "# HELP tangle_throughput_tps Transactions per second over the last 10 s.",
+        "# TYPE tangle_throughput_tps gauge",
+        f"tangle_throughput_tps {node.throughput():.3f}",
+    ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _openapi() -> dict[str, Any]:
+    def op(summary: str, *codes: int) -> dict[str, Any]:
+        return {"summary": summary, "responses": {str(c): {"description": ""} for c in codes}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tangle node API", "version": VERSION},
+        "paths": {
+            "/api/v1/info": {"get": op("Node and network figures", 200)},
+            "/api/v1/tips": {"get": op("Trunk and branch chosen by tip selection", 200)},
+            "/api/v1/transactions": {
+                "post": op(
+                    "Submit a transaction: {'raw': hex} or application/octet-stream; "
+                    "201 once durable, 200 if known",
+                    200,
+                    201,
+                    400,
+                    409,
+                    413,
+                    422,
+                    503,
+                )
+            },
+            "/api/v1/transactions/{id}": {
+                "get": op("A transaction and its metadata", 200, 400, 404)
+            },
+            "/api/v1/addresses/{address}": {"get": op("Balances and outputs", 200, 400)},
+            "/api/v1/outputs/{id}": {"get": op("One output", 200, 400, 404)},
+            "/api/v1/faucet": {
+                "post": op("Dev networks: {'address', 'amount'}", 201, 400, 404, 409)
+            },
+            "/metrics": {"get": op("Prometheus text format", 200)},
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(_openapi())
+
+
+def make_app(node: Node) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    app[NODE] = node
+    app.router.add_get("/api/v1/info", info)
+    app.router.add_get("/api/v1/tips", tips)
+    app.router.add_post("/api/v1/transactions", submit)
+    app.router.add_get("/api/v1/transactions/{id}", transaction)
+    app.router.add_get("/api/v1/addresses/{address}", address)
+    app.router.add_get("/api/v1/outputs/{id}", output)
+    app.router.add_post("/api/v1/faucet", faucet)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,139 @@
+"""Node configuration: defaults, a TOML file, environment variables, arguments.
+
+Later sources override earlier ones: defaults < ``--config FILE`` < ``TANGLE_*``
+environment variables < command-line arguments. Binds to 127.0.0.1 unless told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tangle.address import Address
+from tangle.ledger import make_genesis
+from tangle.signing import Keypair
+from tangle.transaction import Transaction
+
+DEV_NETWORK_ID = 0x7467_6C64_6576_6E31  # "tgldevn1"
+DEV_SUPPLY = 10**15
+DEV_BASE_DIFFICULTY = 8
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    data_dir: Path = Path("tangle-data")
+    host: str = "127.0.0.1"
+    api_port: int = 14265
+    peers: tuple[str, ...] = ()
+    dev: bool = False
+    network_id: int = DEV_NETWORK_ID
+    base_difficulty: int = DEV_BASE_DIFFICULTY
+    confirm_interval: float = 0.25
+    """Seconds between confirmation passes."""
+    liveness_interval: float = 0.25
+    """Seconds between checks for an idle tangle (then the node issues an empty transaction)."""
+    node_seed: bytes = field(default=b"", repr=False)
+    """The node's own key (for consolidation transactions); random when empty."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.api_port <= 65535:
+            raise ConfigError(f"api_port: expected 0..65535, got {self.api_port}")
+        if not 0 <= self.base_difficulty <= 64:
+            raise ConfigError(f"base_difficulty: expected 0..64, got {self.base_difficulty}")
+        if self.confirm_interval <= 0 or self.liveness_interval <= 0:
+            raise ConfigError("confirm_interval and liveness_interval must be positive")
+        for peer in self.peers:
+            if not peer.startswith(("http://", "https://")):
+                raise ConfigError(f"peer: expected an http:// URL, got {peer!r}")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "tangle.sqlite3"
+
+
+def dev_faucet_key(network_id: int) -> Keypair:
+    """The dev network's faucet key, derived from the network id: for dev networks only,
+    never for value (anyone can derive it)."""
+    seed = hashlib.blake2b(
+        network_id.to_bytes(8, "big"), digest_size=32, person=b"tangle/devfaucet"
+    ).digest()
+    return Keypair(seed)
+
+
+def dev_genesis(network_id: int = DEV_NETWORK_ID) -> Transaction:
+    """The genesis of a dev network: the whole supply to the faucet key."""
+    faucet: Address = dev_faucet_key(network_id).address
+    return make_genesis(network_id, {faucet: DEV_SUPPLY})
+
+
+_ENV = {
+    "TANGLE_DATA_DIR": "data_dir",
+    "TANGLE_HOST": "host",
+    "TANGLE_API_PORT": "api_port",
+    "TANGLE_PEERS": "peers",
+    "TANGLE_DEV": "dev",
+    "TANGLE_NETWORK_ID": "network_id",
+    "TANGLE_BASE_DIFFICULTY": "base_difficulty",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(NodeConfig)}
+    if name not in kinds:
+        raise ConfigError(f"unknown setting {name!r}")
+    kind = kinds[name]
+    try:
+        if kind == "Path":
+            return Path(value)
+        if kind == "int":
+            return int(value, 0) if isinstance(value, str) else int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return str(value).lower() in ("1", "true", "yes", "on")
+        if kind == "tuple[str, ...]":
+            if isinstance(value, str):
+                return tuple(p for p in value.replace(",", " ").split() if p)
+            return tuple(str(p) for p in value)
+        if kind == "bytes":
+            return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot use {value!r}: {exc}") from None
+    return value
+
+
+def load_config(
+    file: Path | None, env: Mapping[str, str], overrides: Mapping[str, Any]
+) -> NodeConfig:
+    """Defaults, then ``file`` (TOML), then ``env``, then ``overrides`` (non-None only)."""
+    settings: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {file}: {exc}") from None
+        for key, value in data.items():
+            settings[key.replace("-", "_")] = _coerce(key.replace("-", "_"), value)
+    for var, name in _ENV.items():
+        if var in env:
+            settings[name] = _coerce(name, env[var])
+    for name, value in overrides.items():
+        if value is not None:
+            settings[name] = _coerce(name, value)
+    return replace(NodeConfig(), **settings)
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (read here only, so the rest stays testable)."""
+    return os.environ

@@ -1,0 +1,346 @@
+"""The peer node: keeps the tangle, persists it, confirms, serves the API (layer 5).
+
+Ingest pipeline for a fresh transaction (API): decode, duplicate check, stateless
+rules (§5, on a worker thread: the signature check is the costly part), admission
+(known parents, adaptive work §6.5, not born conflicting §8.3, no confirmed rival),
+attach, persist, and acknowledge only once the row is committed. CPU-heavy work never
+runs on the event loop: signature checks and proof of work go to threads, SQLite
+commits to its writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pow
+from pow.adaptive import IssuerRates
+from tangle.address import Address
+from tangle.builder import build
+from tangle.engine import Engine, EngineParams
+from tangle.errors import InsufficientWork, TangleError, UnknownTransaction
+from tangle.ledger import ConflictReason
+from tangle.net.config import NodeConfig, dev_faucet_key, dev_genesis
+from tangle.signing import Keypair
+from tangle.storage import SqliteStore, StorageError
+from tangle.tangle import Tangle, TxStatus
+from tangle.transaction import Output, OutputId, Transaction, TxId, decode
+from tangle.validation import NetworkParams, validate_stateless
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class Rejected(TangleError):
+    """A transaction this node will not admit; ``code`` and ``status`` go to the API."""
+
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(code, message, status)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    tx_id: TxId
+    created: bool
+    """False when the node already had it (the API answers 200 instead of 201)."""
+
+
+class Node:
+    """One tangle node: a Tangle, its Engine, durable storage and background loops."""
+
+    def __init__(self, config: NodeConfig, clock: Callable[[], float] = time.time) -> None:
+        if not config.dev:
+            raise Rejected(
+                "config", "only dev networks exist so far: start the node with --dev", 400
+            )
+        self.config = config
+        self.clock = clock
+        self.params = NetworkParams(
+            network_id=config.network_id, base_difficulty=config.base_difficulty
+        )
+        self.genesis = dev_genesis(config.network_id)
+        self.faucet = dev_faucet_key(config.network_id)
+        self.key = Keypair(config.node_seed or secrets.token_bytes(32))
+        self.tangle = Tangle(self.genesis, self.params)
+        self.started = clock()
+        self.engine = Engine(self.tangle, EngineParams(), now=self.started)
+        self.rates = IssuerRates()
+        self.store = SqliteStore(config.db_path)
+        self.rng = random.Random(secrets.randbits(64))
+        self._by_address: dict[Address, list[OutputId]] = {}
+        self._durable: dict[TxId, asyncio.Future[None]] = {}
+        self._faucet_lock = asyncio.Lock()
+        self._faucet_last: TxId | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._arrivals: deque[float] = deque(maxlen=10_000)
+        self._recent: deque[TxId] = deque(maxlen=256)
+        self.stopping = False
+        for tx in self.tangle:
+            self._index(tx)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Replay the database, then start the writer and the background loops."""
+        stored = self.store.get_meta("network_id")
+        network = self.config.network_id.to_bytes(8, "big")
+        if stored is None:
+            self.store.set_meta("network_id", network)
+        elif stored != network:
+            raise StorageError(
+                f"{self.config.db_path} holds network {stored.hex()}, "
+                f"expected {network.hex()}: use another --data-dir"
+            )
+        replayed = await asyncio.to_thread(self._replay)
+        log.info("replayed %d transactions from %s", replayed, self.config.db_path)
+        self.store.start()
+        self._tasks = [
+            asyncio.create_task(self._confirm_loop(), name="confirm"),
+            asyncio.create_task(self._liveness_loop(), name="liveness"),
+        ]
+
+    def _replay(self) -> int:
+        count = 0
+        for row in self.store.load():
+            tx = decode(row.raw)
+            result = self.engine.attach(tx, row.arrived, prevalidated=True)
+            for tx_id in result.attached:
+                self._index(self.tangle.get(tx_id))
+            count += 1
+        return count
+
+    async def stop(self) -> None:
+        """Stop the loops, flush the writer, close the database. Idempotent."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.store.close)
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    async def submit(self, raw: bytes) -> Submitted:
+        """Admit a fresh transaction and return once it is durable.
+
+        Raises:
+            EncodingError: the bytes are not a transaction (§4.4).
+            InvalidTransaction: a stateless rule is broken (§5).
+            Rejected: this node does not admit it (unknown parent, conflicting, ...).
+        """
+        tx = decode(raw)
+        if tx.id in self.tangle:
+            await self._wait_durable(tx.id)
+            return Submitted(tx.id, created=False)
+        await asyncio.to_thread(validate_stateless, tx, self.params)
+        if tx.id in self.tangle:  # someone else submitted it meanwhile
+            await self._wait_durable(tx.id)
+            return Submitted(tx.id, created=False)
+        self._admit(tx)
+        now = self.clock()
+        result = self.engine.attach(tx, now, prevalidated=True)
+        for tx_id in result.attached:
+            attached = self.tangle.get(tx_id)
+            self._index(attached)
+            self._persist(attached, now)
+        self.rates.record(tx.issuer, now)
+        await self._wait_durable(tx.id)
+        return Submitted(tx.id, created=True)
+
+    def _admit(self, tx: Transaction) -> None:
+        missing = self.tangle.missing_parents_of(tx)
+        if missing:
+            raise Rejected(
+                "unknown_parent",
+                f"parent {missing[0].hex()} is unknown to this node: "
+                "approve tips from GET /api/v1/tips",
+            )
+        required = self.rates.required(
+            self.params.base_difficulty, tx.size, tx.issuer, self.clock()
+        )
+        done = pow.work(tx.pow_data(), tx.nonce)
+        if done < required:
+            raise Rejected(
+                "insufficient_work",
+                str(InsufficientWork(required, done))
+                + "; this issuer sent fast recently, so this node asks more (PROTOCOL §6.5)",
+            )
+        verdict = self.tangle.preview(tx)
+        if not verdict.consistent:
+            raise Rejected(
+                "conflicting",
+                f"{verdict.reason.name}: {verdict.detail} (PROTOCOL §8.3)",
+            )
+        if self.engine.rival_confirmed(tx):
+            raise Rejected(
+                "double_spend", "an input is already spent by a confirmed transaction", 409
+            )
+
+    def _index(self, tx: Transaction) -> None:
+        for index, output in enumerate(tx.outputs):
+            self._by_address.setdefault(output.address, []).append(OutputId(tx.id, index))
+        self._arrivals.append(self.clock())
+        self._recent.append(tx.id)
+
+    def _persist(self, tx: Transaction, now: float) -> None:
+        loop = asyncio.get_running_loop()
+        done = asyncio.wrap_future(self.store.append(tx.id, tx.encode(), now), loop=loop)
+        self._durable[tx.id] = done
+        done.add_done_callback(lambda _: self._durable.pop(tx.id, None))
+
+    async def _wait_durable(self, tx_id: TxId) -> None:
+        pending = self._durable.get(tx_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+
+    # -- issuing the node's own transactions -------------------------------------------------
+
+    async def issue(
+        self, key: Keypair, inputs: list[OutputId], payments: dict[Address, int], payload: bytes
+    ) -> Transaction:
+        """Build (proof of work on a thread) and submit a transaction of this node's."""
+        trunk, branch = self.engine.select_tips(self.rng, self.clock())
+        tx = await asyncio.to_thread(
+            build,
+            key,
+            self.params,
+            trunk=trunk,
+            branch=branch,
+            timestamp=int(self.clock() * 1000),
+            inputs=inputs,
+            payments=payments,
+            payload=payload,
+        )
+        await self.submit(tx.encode())
+        return tx
+
+    async def pay_from_faucet(self, address: Address, amount: int) -> TxId:
+        """Dev networks: pay ``amount`` from the faucet; returns once durable."""
+        if amount < 1:
+            raise Rejected("bad_amount", f"amount: expected at least 1, got {amount}", 400)
+        async with self._faucet_lock:
+            trunk, branch = self.engine.select_tips(self.rng, self.clock())
+            # Approve the faucet's previous payment, so that its change is in view and
+            # its spends are never made twice.
+            last = self._faucet_last
+            dag = self.tangle.dag
+            if (
+                last is not None
+                and self.is_live(last)
+                and not (dag.in_past_cone(last, trunk) or dag.in_past_cone(last, branch))
+            ):
+                trunk, branch = (
+                    (last, branch) if self.tangle.can_approve(last, branch) else (last, last)
+                )
+            view = self.tangle.unspent_seen_by(trunk, branch)
+            mine = sorted(
+                ((o.amount, oid) for oid, o in view.items() if o.address == self.faucet.address),
+                reverse=True,
+            )
+            chosen, total = [], 0
+            for value, oid in mine:
+                if total >= amount:
+                    break
+                chosen.append(oid)
+                total += value
+            if total < amount:
+                raise Rejected("insufficient_funds", f"the faucet has {total}, needs {amount}", 409)
+            payments = {address: amount}
+            if total > amount:
+                payments[self.faucet.address] = (
+                    payments.get(self.faucet.address, 0) + total - amount
+                )
+            tx = await asyncio.to_thread(
+                build,
+                self.faucet,
+                self.params,
+                trunk=trunk,
+                branch=branch,
+                timestamp=int(self.clock() * 1000),
+                inputs=chosen,
+                payments=payments,
+            )
+            await self.submit(tx.encode())
+            self._faucet_last = tx.id
+            return tx.id
+
+    # -- background loops ----------------------------------------------------------------------
+
+    async def _confirm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.confirm_interval)
+            try:
+                self.engine.confirm(self.rng, self.clock())
+            except ValueError as exc:  # nothing walkable yet
+                log.debug("confirmation skipped: %s", exc)
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.liveness_interval)
+            now = self.clock()
+            if self._has_pending() and self.engine.consolidation_due(now):
+                try:
+                    await self.issue(self.key, [], {}, b"")
+                except (TangleError, StorageError) as exc:
+                    log.warning("consolidation transaction failed: %s", exc)
+
+    def _has_pending(self) -> bool:
+        """Is a recent transaction still waiting? A settled, idle tangle stays quiet."""
+        return any(self.engine.status(t) is TxStatus.PENDING for t in self._recent)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:
+        return [
+            (oid, self.tangle.ledger.outputs_of(oid.tx_id)[oid.index])
+            for oid in self._by_address.get(address, [])
+        ]
+
+    def is_live(self, tx_id: TxId) -> bool:
+        """Confirmed or pending (not conflicting, not orphaned)."""
+        return self.engine.status(tx_id) in (TxStatus.CONFIRMED, TxStatus.PENDING)
+
+    def spent(self, output_id: OutputId, *, confirmed_only: bool) -> TxId | None:
+        """A spender of ``output_id`` that counts: confirmed, or also pending."""
+        for spender in self.tangle.ledger.spenders(output_id):
+            status = self.engine.status(spender)
+            if status is TxStatus.CONFIRMED or (not confirmed_only and status is TxStatus.PENDING):
+                return spender
+        return None
+
+    def balances(self, address: Address) -> tuple[int, int]:
+        """(confirmed, pending): pending counts unconfirmed, unconflicted payments too."""
+        confirmed = pending = 0
+        for oid, output in self.outputs_of(address):
+            status = self.engine.status(oid.tx_id)
+            if status is TxStatus.CONFIRMED and self.spent(oid, confirmed_only=True) is None:
+                confirmed += output.amount
+            if self.is_live(oid.tx_id) and self.spent(oid, confirmed_only=False) is None:
+                pending += output.amount
+        return confirmed, pending
+
+    def throughput(self, window: float = 10.0) -> float:
+        now = self.clock()
+        return sum(1 for t in self._arrivals if now - t <= window) / window
+
+    def get(self, tx_id: TxId) -> Transaction:
+        try:
+            return self.tangle.get(tx_id)
+        except UnknownTransaction:
+            raise Rejected("not_found", f"transaction {tx_id.hex()} is unknown", 404) from None
+
+    def conflict_reason(self, tx_id: TxId) -> ConflictReason:
+        return self.engine.conflict_reason(tx_id)

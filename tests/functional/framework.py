@@ -1,0 +1,219 @@
+"""Real node processes on 127.0.0.1 for functional tests (Bitcoin Core's framework style).
+
+``NodeProcess`` starts ``python -m tangle node`` on port 0, reads the real address back
+from ``DATA_DIR/node.json``, and keeps the node's log; ``wait_until`` polls a predicate
+with a deadline. Every process is stopped by the fixture, whatever the test did; on a
+failure the fixture prints the tail of each node's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pow
+from tangle import Keypair, NetworkParams, OutputId, Transaction, TxId, build, decode_address
+from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
+
+DEV_PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+class HttpResult:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.raw = body
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+    timeout: float = 30.0,
+) -> HttpResult:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return HttpResult(response.status, response.read())
+    except urllib.error.HTTPError as exc:
+        return HttpResult(exc.code, exc.read())
+
+
+class NodeProcess:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "node.log"
+        self.api = ""
+
+    def start(self, timeout: float = 30.0) -> NodeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        info = self.data_dir / "node.json"
+        info.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tangle",
+                "node",
+                "--dev",
+                "--data-dir",
+                str(self.data_dir),
+                "--api-port",
+                "0",
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.tail()}")
+            if not info.exists():
+                return False
+            try:
+                data = json.loads(info.read_text())
+            except json.JSONDecodeError:
+                return False
+            if data.get("pid") != self.proc.pid:
+                return False
+            self.api = data["api"]
+            return True
+
+        wait_until(up, timeout, "the node to listen")
+        return self
+
+    def url(self, path: str) -> str:
+        return self.api + path
+
+    def get(self, path: str) -> HttpResult:
+        return http("GET", self.url(path))
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> HttpResult:
+        return http("POST", self.url(path), body, **kw)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"node ignored SIGTERM for {timeout} s:\n{self.tail()}") from None
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- helpers tests use ------------------------------------------------------------------
+
+    def tips(self) -> tuple[TxId, TxId]:
+        body = self.get("/api/v1/tips").json
+        return TxId(bytes.fromhex(body["trunk"])), TxId(bytes.fromhex(body["branch"]))
+
+    def status(self, tx_id: TxId) -> str | None:
+        result = self.get(f"/api/v1/transactions/{tx_id.hex()}")
+        return result.json["metadata"]["status"] if result.status == 200 else None
+
+    def unspent(self, key: Keypair) -> list[tuple[OutputId, int]]:
+        from tangle import encode_address
+
+        body = self.get(f"/api/v1/addresses/{encode_address(key.address)}").json
+        return [
+            (OutputId.from_hex(o["output_id"]), int(o["amount"]))
+            for o in body["outputs"]
+            if not o["spent"] and o["status"] in ("pending", "confirmed")
+        ]
+
+    def fund(self, key: Keypair, amount: int) -> TxId:
+        from tangle import encode_address
+
+        result = self.post(
+            "/api/v1/faucet", {"address": encode_address(key.address), "amount": str(amount)}
+        )
+        assert result.status == 201, result.raw
+        return TxId(bytes.fromhex(result.json["id"]))
+
+    def transfer(
+        self,
+        key: Keypair,
+        to: Keypair,
+        amount: int,
+        inputs: list[tuple[OutputId, int]] | None = None,
+    ) -> Transaction:
+        """Build (not submit) a payment from ``key``'s unspent outputs on fresh tips."""
+        coins = inputs if inputs is not None else self.unspent(key)
+        total = sum(a for _, a in coins)
+        payments = {to.address: amount}
+        if total > amount:
+            payments[key.address] = payments.get(key.address, 0) + total - amount
+        trunk, branch = self.tips()
+        return build(
+            key,
+            DEV_PARAMS,
+            trunk=trunk,
+            branch=branch,
+            timestamp=int(time.time() * 1000),
+            inputs=[o for o, _ in coins],
+            payments=payments,
+        )
+
+    def data(self, key: Keypair, payload: bytes) -> Transaction:
+        trunk, branch = self.tips()
+        return build(
+            key,
+            DEV_PARAMS,
+            trunk=trunk,
+            branch=branch,
+            timestamp=int(time.time() * 1000),
+            payload=payload,
+        )
+
+
+def submit(node: NodeProcess, tx: Transaction) -> HttpResult:
+    return node.post("/api/v1/transactions", {"raw": tx.encode().hex()})
+
+
+__all__ = ["DEV_PARAMS", "NodeProcess", "decode_address", "http", "pow", "submit", "wait_until"]

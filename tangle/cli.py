@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--dev", action="store_true", default=None, help="a dev network")
     node.add_argument("--network-id", help="network id (default: the dev network)")
     node.add_argument("--base-difficulty", type=int, help="PoW base bits (dev default 8)")
+    node.add_argument("--faucet-index", type=int, help="dev faucet key to pay from (0..15)")
     node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
@@ -111,6 +112,7 @@ def run_node(args: argparse.Namespace) -> int:
                 "dev": args.dev,
                 "network_id": args.network_id,
                 "base_difficulty": args.base_difficulty,
+                "faucet_index": args.faucet_index,
             },
         )
     except ConfigError as exc:

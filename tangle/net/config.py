@@ -21,6 +21,9 @@ from tangle.transaction import Transaction
 
 DEV_NETWORK_ID = 0x7467_6C64_6576_6E31  # "tgldevn1"
 DEV_SUPPLY = 10**15
+DEV_FAUCETS = 16
+"""The dev supply is split over this many faucet keys, so that nodes of one devnet never
+spend the same faucet outputs (each node uses the key of its ``faucet_index``)."""
 DEV_BASE_DIFFICULTY = 8
 
 
@@ -41,6 +44,8 @@ class NodeConfig:
     """Seconds between confirmation passes."""
     liveness_interval: float = 0.25
     """Seconds between checks for an idle tangle (then the node issues an empty transaction)."""
+    faucet_index: int = 0
+    """Which of the dev faucet keys this node pays from (0..15)."""
     node_seed: bytes = field(default=b"", repr=False)
     """The node's own key (for consolidation transactions); random when empty."""
 
@@ -51,6 +56,10 @@ class NodeConfig:
             raise ConfigError(f"base_difficulty: expected 0..64, got {self.base_difficulty}")
         if self.confirm_interval <= 0 or self.liveness_interval <= 0:
             raise ConfigError("confirm_interval and liveness_interval must be positive")
+        if not 0 <= self.faucet_index < DEV_FAUCETS:
+            raise ConfigError(
+                f"faucet_index: expected 0..{DEV_FAUCETS - 1}, got {self.faucet_index}"
+            )
         for peer in self.peers:
             if not peer.startswith(("http://", "https://")):
                 raise ConfigError(f"peer: expected an http:// URL, got {peer!r}")
@@ -60,19 +69,24 @@ class NodeConfig:
         return self.data_dir / "tangle.sqlite3"
 
 
-def dev_faucet_key(network_id: int) -> Keypair:
-    """The dev network's faucet key, derived from the network id: for dev networks only,
+def dev_faucet_key(network_id: int, index: int = 0) -> Keypair:
+    """Dev faucet key ``index``, derived from the network id: for dev networks only,
     never for value (anyone can derive it)."""
     seed = hashlib.blake2b(
-        network_id.to_bytes(8, "big"), digest_size=32, person=b"tangle/devfaucet"
+        network_id.to_bytes(8, "big") + index.to_bytes(2, "big"),
+        digest_size=32,
+        person=b"tangle/devfaucet",
     ).digest()
     return Keypair(seed)
 
 
 def dev_genesis(network_id: int = DEV_NETWORK_ID) -> Transaction:
-    """The genesis of a dev network: the whole supply to the faucet key."""
-    faucet: Address = dev_faucet_key(network_id).address
-    return make_genesis(network_id, {faucet: DEV_SUPPLY})
+    """The genesis of a dev network: the supply split evenly over the faucet keys."""
+    share = DEV_SUPPLY // DEV_FAUCETS
+    allocations: dict[Address, int] = {
+        dev_faucet_key(network_id, i).address: share for i in range(DEV_FAUCETS)
+    }
+    return make_genesis(network_id, allocations)
 
 
 _ENV = {
@@ -83,6 +97,7 @@ _ENV = {
     "TANGLE_DEV": "dev",
     "TANGLE_NETWORK_ID": "network_id",
     "TANGLE_BASE_DIFFICULTY": "base_difficulty",
+    "TANGLE_FAUCET_INDEX": "faucet_index",
 }
 
 

@@ -29,7 +29,7 @@ from tangle.ledger import ConflictReason
 from tangle.net.config import NodeConfig, dev_faucet_key, dev_genesis
 from tangle.signing import Keypair
 from tangle.storage import SqliteStore, StorageError
-from tangle.tangle import Tangle, TxStatus
+from tangle.tangle import AttachResult, Tangle, TxStatus
 from tangle.transaction import Output, OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams, validate_stateless
 
@@ -71,7 +71,7 @@ class Node:
             network_id=config.network_id, base_difficulty=config.base_difficulty
         )
         self.genesis = dev_genesis(config.network_id)
-        self.faucet = dev_faucet_key(config.network_id)
+        self.faucet = dev_faucet_key(config.network_id, config.faucet_index)
         self.key = Keypair(config.node_seed or secrets.token_bytes(32))
         self.tangle = Tangle(self.genesis, self.params)
         self.started = clock()
@@ -87,6 +87,8 @@ class Node:
         self._arrivals: deque[float] = deque(maxlen=10_000)
         self._recent: deque[TxId] = deque(maxlen=256)
         self.stopping = False
+        self.on_new: list[Callable[[Transaction], None]] = []
+        """Called with each transaction this node admitted fresh (gossip forwards them)."""
         for tx in self.tangle:
             self._index(tx)
 
@@ -158,7 +160,23 @@ class Node:
             self._persist(attached, now)
         self.rates.record(tx.issuer, now)
         await self._wait_durable(tx.id)
+        for callback in self.on_new:
+            callback(tx)
         return Submitted(tx.id, created=True)
+
+    def accept(self, tx: Transaction) -> AttachResult:
+        """Attach a transaction a peer sent, already run through §5 by the caller.
+
+        No admission rules here: a transaction already in the network is accepted on
+        validity alone, so that its approvers can become solid (PROTOCOL §6.5, §8.3).
+        """
+        now = self.clock()
+        result = self.engine.attach(tx, now, prevalidated=True)
+        for tx_id in result.attached:
+            attached = self.tangle.get(tx_id)
+            self._index(attached)
+            self._persist(attached, now)
+        return result
 
     def _admit(self, tx: Transaction) -> None:
         missing = self.tangle.missing_parents_of(tx)

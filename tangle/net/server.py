@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tangle.net.api import make_app
 from tangle.net.config import NodeConfig
+from tangle.net.gossip import Gossip
 from tangle.net.node import Node
 
 log = logging.getLogger("tangle.node")
@@ -52,7 +53,10 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
     """Run until SIGINT or SIGTERM (or until the task is cancelled)."""
     node = Node(config)
     await node.start()
-    runner = web.AppRunner(make_app(node), handle_signals=False)
+    gossip = Gossip(node)
+    app = make_app(node)
+    app.router.add_get("/gossip", gossip.handle)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.api_port)
     try:
@@ -67,6 +71,7 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
     api = f"http://{config.host}:{port}"
     info = {"api": api, "pid": os.getpid(), "network_id": f"{config.network_id:#x}"}
     (config.data_dir / "node.json").write_text(json.dumps(info))
+    gossip.start(api)
     log.info("listening on %s, data in %s, %d transactions", api, config.data_dir, len(node.tangle))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,6 +85,7 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await gossip.stop()
         await runner.cleanup()
         await node.stop()
         log.info("stopped cleanly")

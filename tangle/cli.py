@@ -47,8 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tangle {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="devices paying each other on an in-process tangle (Ctrl-C stops it)"
+        "demo", help="a devnet of real nodes with devices paying each other (Ctrl-C stops it)"
     )
+    demo.add_argument(
+        "--in-process", action="store_true", help="the core alone, in one process, no network"
+    )
+    demo.add_argument("--nodes", type=_positive_int, default=3, help="devnet nodes (default 3)")
+    demo.add_argument("--base-port", type=int, default=14265, help="first API port")
+    demo.add_argument("--duration", type=_delay, default=30.0, help="seconds (default 30)")
+    demo.add_argument("--data-dir", type=Path, help="devnet data (default: a temporary dir)")
     demo.add_argument("--rounds", type=_positive_int, default=40, help="rounds (default 40)")
     demo.add_argument(
         "--delay", type=_delay, default=0.25, help="seconds between rounds (default 0.25)"
@@ -57,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--difficulty", type=_difficulty, default=12, help="base PoW bits (default 12)"
     )
+    devnet = commands.add_parser(
+        "devnet", help="run N wired nodes with a dev genesis and faucets (Ctrl-C stops them)"
+    )
+    devnet.add_argument("--nodes", type=_positive_int, default=3)
+    devnet.add_argument("--base-port", type=int, default=14265)
+    devnet.add_argument("--data-dir", type=Path, default=Path("devnet-data"))
     node = commands.add_parser("node", help="run a peer node (Ctrl-C or SIGTERM stops it)")
     node.add_argument("--config", type=Path, help="a TOML file of settings")
     node.add_argument("--data-dir", type=Path, help="where the database lives")
@@ -73,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
+    if args.command == "demo" and args.in_process:
         from tangle import demo
 
         try:
@@ -87,9 +100,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\ninterrupted: demo stopped cleanly", flush=True)
         return 0
+    if args.command == "demo":
+        return run_network_demo(args)
+    if args.command == "devnet":
+        return run_devnet(args)
     if args.command == "node":
         return run_node(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse prevents this
+
+
+def run_network_demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import tempfile
+
+    from tangle.demo_network import run_demo
+    from tangle.devnet import DevnetError
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="tangle-demo-") as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        try:
+            asyncio.run(
+                run_demo(
+                    emit,
+                    nodes=args.nodes,
+                    base_port=args.base_port,
+                    data_dir=data_dir,
+                    duration=args.duration,
+                    seed=args.seed,
+                )
+            )
+        except KeyboardInterrupt:
+            print("\ninterrupted: demo and devnet stopped cleanly", flush=True)
+        except (DevnetError, ValueError) as exc:
+            print(f"tangle demo: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_devnet(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from tangle.devnet import DevnetError, start_devnet
+
+    try:
+        devnet = start_devnet(args.data_dir, args.nodes, args.base_port)
+    except (DevnetError, ValueError) as exc:
+        print(f"tangle devnet: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.nodes} nodes up; {args.data_dir / 'devnet.json'}:", flush=True)
+    for node in devnet.nodes:
+        print(f"  node {node.index}: {node.api}  (log {node.log})", flush=True)
+    print("Ctrl-C stops them all.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            dead = [n for n in devnet.nodes if n.process.poll() is not None]
+            if dead:
+                print(f"node {dead[0].index} exited:\n{dead[0].tail()}", file=sys.stderr)
+                break
+    except KeyboardInterrupt:
+        pass
+    codes = devnet.stop()
+    print(f"stopped (exit codes {codes})", flush=True)
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 def run_node(args: argparse.Namespace) -> int:

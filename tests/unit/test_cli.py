@@ -30,7 +30,10 @@ def test_demo_scenario_conserves_supply_and_agrees_with_replica() -> None:
 
 
 def test_tangle_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", "--rounds", "2", "--delay", "0", "--difficulty", "2"]) == 0
+    assert (
+        cli.main(["demo", "--in-process", "--rounds", "2", "--delay", "0", "--difficulty", "2"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "round" in out
     assert "supply 1007000 conserved" in out
@@ -59,7 +62,17 @@ def test_ctrl_c_stops_the_demo_cleanly() -> None:
     """A real `python -m tangle demo` process, interrupted the way a terminal does."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tangle", "demo", "--rounds", "1000", "--delay", "0.05"],
+        [
+            sys.executable,
+            "-m",
+            "tangle",
+            "demo",
+            "--in-process",
+            "--rounds",
+            "1000",
+            "--delay",
+            "0.05",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

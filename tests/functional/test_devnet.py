@@ -1,0 +1,89 @@
+"""``tangle devnet``: N wired nodes, devnet.json, Ctrl-C stops them all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.functional.framework import http, wait_until
+from tests.helpers import keypair
+
+
+def free_ports(count: int) -> int:
+    """A base port with ``count`` consecutive free ports after it (loopback)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)  # closed below even when bind fails
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def test_devnet_starts_wires_and_stops(tmp_path: Path) -> None:
+    base = free_ports(3)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tangle",
+            "devnet",
+            "--nodes",
+            "3",
+            "--base-port",
+            str(base),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        described = tmp_path / "devnet.json"
+        wait_until(described.exists, 60, "devnet.json")
+        devnet = json.loads(described.read_text())
+        apis = [n["api"] for n in devnet["nodes"]]
+        assert apis == [f"http://127.0.0.1:{base + i}" for i in range(3)]
+        assert devnet["network"].startswith("0x")
+        from tangle import encode_address
+
+        address = encode_address(keypair(31).address)
+        for i, api in enumerate(apis):  # every node has its own faucet
+            result = http("POST", api + "/api/v1/faucet", {"address": address, "amount": "7"})
+            assert result.status == 201, (i, result.raw)
+
+        def everywhere() -> bool:
+            balances = [
+                http("GET", f"{api}/api/v1/addresses/{address}").json["balance"]["confirmed"]
+                for api in apis
+            ]
+            return balances == ["21", "21", "21"]
+
+        wait_until(everywhere, 30, "the three payments confirmed on every node")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped (exit codes [0, 0, 0])" in out
+    for i in range(3):
+        assert "stopped cleanly" in (tmp_path / f"node{i}" / "node.log").read_text()

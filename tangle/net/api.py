@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from tangle.address import decode_address, encode_address
-from tangle.constants import HASH_SIZE, MAX_TRANSACTION_SIZE
+from tangle.constants import HASH_SIZE
 from tangle.encoding import parse_hex
 from tangle.errors import (
     AddressError,
@@ -34,7 +34,9 @@ from tangle.transaction import OutputId, Transaction, TxId
 
 log = logging.getLogger(__name__)
 NODE = web.AppKey("node", Node)
-MAX_BODY = 2 * MAX_TRANSACTION_SIZE + 1024  # hex doubles the size; room for the JSON
+MAX_BODY = 128 * 1024
+"""Bodies up to 128 KiB: a status query of 1000 ids is 66 KB; a transaction in hex 28 KB
+(and the transaction decoder enforces its own, smaller, limit)."""
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -200,6 +202,24 @@ async def transaction(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+MAX_STATUS_IDS = 1000
+
+
+async def statuses(request: web.Request) -> web.Response:
+    """POST {"ids": [hex, ...]} (at most 1000): {hex: status or null if unknown}."""
+    node = request.app[NODE]
+    ids = _field(await _json(request), "ids", list)
+    if len(ids) > MAX_STATUS_IDS:
+        raise Rejected("too_many", f"ids: expected at most {MAX_STATUS_IDS}, got {len(ids)}", 400)
+    answer: dict[str, str | None] = {}
+    for text in ids:
+        if not isinstance(text, str):
+            raise Rejected("invalid_field", f"ids: expected hex strings, got {text!r}", 400)
+        tx_id = TxId(parse_hex("transaction id", text, HASH_SIZE))
+        answer[text] = node.engine.status(tx_id).name.lower() if tx_id in node.tangle else None
+    return json_response(answer)
+
+
 def _output_json(node: Node, oid: OutputId) -> dict[str, Any]:
     output = node.tangle.ledger.output(oid)
     if output is None or oid.tx_id not in node.tangle:
@@ -266,6 +286,9 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP tangle_storage_commits Group commits written.",
         "# TYPE tangle_storage_commits counter",
         f"tangle_storage_commits_total {node.store.commits}",
+        "# HELP tangle_storage_rows Transactions written to the database.",
+        "# TYPE tangle_storage_rows counter",
+        f"tangle_storage_rows_total {node.store.rows}",
         "# HELP tangle_throughput_tps Transactions per second over the last 10 s.",
         "# TYPE tangle_throughput_tps gauge",
         f"tangle_throughput_tps {node.throughput():.3f}",
@@ -319,6 +342,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get("/api/v1/info", info)
     app.router.add_get("/api/v1/tips", tips)
     app.router.add_post("/api/v1/transactions", submit)
+    app.router.add_post("/api/v1/transactions/statuses", statuses)
     app.router.add_get("/api/v1/transactions/{id}", transaction)
     app.router.add_get("/api/v1/addresses/{address}", address)
     app.router.add_get("/api/v1/outputs/{id}", output)

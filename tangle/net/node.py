@@ -35,6 +35,9 @@ from tangle.validation import NetworkParams, validate_stateless
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+PARENT_WAIT = 3.0
+"""Seconds a submission waits for parents it names but this node has not yet heard of
+(tips taken from another node arrive by gossip within milliseconds)."""
 
 
 class Rejected(TangleError):
@@ -148,6 +151,7 @@ class Node:
             await self._wait_durable(tx.id)
             return Submitted(tx.id, created=False)
         await asyncio.to_thread(validate_stateless, tx, self.params)
+        await self._wait_for_parents(tx)
         if tx.id in self.tangle:  # someone else submitted it meanwhile
             await self._wait_durable(tx.id)
             return Submitted(tx.id, created=False)
@@ -178,17 +182,27 @@ class Node:
             self._persist(attached, now)
         return result
 
+    async def _wait_for_parents(self, tx: Transaction) -> None:
+        deadline = self.clock() + PARENT_WAIT
+        delay = 0.005
+        while self.tangle.missing_parents_of(tx) and self.clock() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(0.1, delay * 2)
+
     def _admit(self, tx: Transaction) -> None:
         missing = self.tangle.missing_parents_of(tx)
         if missing:
             raise Rejected(
                 "unknown_parent",
-                f"parent {missing[0].hex()} is unknown to this node: "
+                f"parent {missing[0].hex()} is unknown to this node (waited {PARENT_WAIT:g} s): "
                 "approve tips from GET /api/v1/tips",
             )
-        required = self.rates.required(
-            self.params.base_difficulty, tx.size, tx.issuer, self.clock()
-        )
+        if tx.issuer in (self.key.public_key, self.faucet.public_key):
+            required = self.params.required_difficulty(tx)  # the node trusts itself
+        else:
+            required = self.rates.required(
+                self.params.base_difficulty, tx.size, tx.issuer, self.clock()
+            )
         done = pow.work(tx.pow_data(), tx.nonce)
         if done < required:
             raise Rejected(

@@ -52,7 +52,9 @@ class EngineParams:
     capacity: int = DEFAULT_CAPACITY
     """Transactions in the weight window (memory: capacity**2 / 8 bytes)."""
     walk: WalkParams = field(default_factory=WalkParams)
-    urts: UrtsParams = field(default_factory=UrtsParams)
+    urts: UrtsParams | None = None
+    """Keep a URTS tip pool too (for ``select_tips(mode="urts")``); off by default, since
+    its bookkeeping costs every arrival and nodes select tips with the walk."""
     max_parent_age: float = 10.0
     """Seconds a parent may have been approved by others before it makes its approver
     'below max depth' (not walkable)."""
@@ -89,7 +91,11 @@ class Engine:
         self.params = params or EngineParams()
         self.window = WeightWindow(self.params.capacity)
         self.mcmc = McmcSelector(self.window, self.params.walk, self._compatible)
-        self.urts = UrtsSelector(self.window, self.params.urts, self._compatible)
+        self.urts = (
+            UrtsSelector(self.window, self.params.urts, self._compatible)
+            if self.params.urts is not None
+            else None
+        )
         self._confirmed: dict[TxId, float] = {}
         self._lost: dict[TxId, ConflictReason] = {}
         self._orphaned: set[TxId] = set()
@@ -132,7 +138,8 @@ class Engine:
             self._confidence.pop(gone, None)
             self._arrived.pop(gone, None)
         self._arrived[tx.id] = now
-        self.urts.on_arrival(tx.id, parents, now)
+        if self.urts is not None:
+            self.urts.on_arrival(tx.id, parents, now)
         self.last_arrival = now
 
     def rival_confirmed(self, tx: Transaction) -> bool:
@@ -157,6 +164,8 @@ class Engine:
         if mode == "mcmc":
             return self.mcmc.select(rng, now)
         if mode == "urts":
+            if self.urts is None:
+                raise ValueError("URTS is off: create the engine with EngineParams(urts=...)")
             return self.urts.select(rng, now)
         raise ValueError(f"tip selection: expected 'mcmc' or 'urts', got {mode!r}")
 

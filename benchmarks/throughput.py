@@ -33,8 +33,8 @@ from typing import Any
 
 import aiohttp
 
-from tangle import Keypair, OutputId, Tangle, Transaction, TxId, build
-from tangle.devnet import start_devnet
+from tangle import Keypair, OutputId, Tangle, Transaction, TxId, build, encode_address
+from tangle.devnet import free_base_port, start_devnet
 from tangle.net import messages
 from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID, dev_faucet_key, dev_genesis
 from tangle.net.messages import Kind
@@ -246,20 +246,51 @@ async def load_phase(
     }
 
 
-async def quiet_phase(
-    api: str, payments: list[tuple[int, Transaction]], gap: float
-) -> dict[str, Any]:
-    """One payment every ``gap`` seconds, each waited for: latency on an idle network."""
-    latencies = []
+async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
+    """One payment every ``gap`` seconds from a fresh device, each waited for: the
+    latency on an otherwise idle network (built now, against the node's tips)."""
+    key = Keypair(random.Random(99).getrandbits(256).to_bytes(32, "big"))
+    other = Keypair(bytes(31) + b"\x01")
+    latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
-        for _, tx in payments:
-            assert (await submit(session, api, tx))[0] in (200, 201)
-            sent = time.monotonic()
+        async with session.post(
+            f"{api}/api/v1/faucet",
+            json={"address": encode_address(key.address), "amount": "1000000"},
+        ) as response:
+            funded = TxId(bytes.fromhex((await response.json())["id"]))
+        while (await statuses(session, api, [funded]))[funded] != "confirmed":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        coin, value, last = OutputId(funded, 0), 1_000_000, funded
+        async with session.get(f"{api}/api/v1/outputs/{coin.hex()}") as response:
+            if (await response.json())["address"] != encode_address(key.address):
+                coin = OutputId(funded, 1)
+        for _ in range(count):
+            for attempt in range(2):
+                async with session.get(f"{api}/api/v1/tips") as response:
+                    tips = await response.json()
+                trunk = last if attempt else TxId(bytes.fromhex(tips["trunk"]))
+                tx = build(
+                    key,
+                    PARAMS,
+                    trunk=trunk,
+                    branch=TxId(bytes.fromhex(tips["branch"])),
+                    timestamp=int(time.time() * 1000),
+                    inputs=[coin],
+                    payments={other.address: 1, key.address: value - 1},
+                )
+                sent = time.monotonic()
+                status, code = await submit(session, api, tx)
+                if status in (200, 201):
+                    break
+            if status not in (200, 201):
+                raise RuntimeError(f"quiet payment refused: {status} {code}")
             while (await statuses(session, api, [tx.id]))[tx.id] != "confirmed":
                 if time.monotonic() - sent > 30:
                     break
                 await asyncio.sleep(0.05)
             latencies.append((time.monotonic() - sent) * 1000)
+            change = next(i for i, o in enumerate(tx.outputs) if o.address == key.address)
+            coin, value, last = OutputId(tx.id, change), value - 1, tx.id
             await asyncio.sleep(max(0.0, gap - (time.monotonic() - sent)))
     latencies.sort()
     return {
@@ -304,25 +335,6 @@ async def ingest_phase(
     return target / elapsed
 
 
-def free_base_port(count: int) -> int:
-    import socket
-
-    for base in range(21000, 60000, 97):
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
-
-
 def run(
     nodes: int, duration: float, rate: float, devices: int, skip_quiet: bool, ingest_count: int
 ) -> dict[str, Any]:
@@ -353,9 +365,7 @@ def run(
                 )
             )
             if not skip_quiet:
-                rest = txs[count : count + 6]
-                if len(rest) == 6:
-                    result["quiet_network"] = asyncio.run(quiet_phase(devnet.apis[0], rest, 10.0))
+                result["quiet_network"] = asyncio.run(quiet_phase(devnet.apis[0], 6, 10.0))
         finally:
             devnet.stop()
         single = start_devnet(Path(tmp) / "one", 1, free_base_port(1))

@@ -21,6 +21,22 @@ def outputs_from(payments: Mapping[Address, int]) -> tuple[Output, ...]:
     return tuple(Output(address, amount) for address, amount in sorted(payments.items()))
 
 
+def select_inputs(coins: Iterable[tuple[OutputId, int]], amount: int) -> tuple[list[OutputId], int]:
+    """Largest coins first until ``amount`` is covered: (chosen, their total).
+
+    The total falls short of ``amount`` when the coins do; the caller decides what that
+    means (an error for a payment, a smaller batch for a sweep).
+    """
+    chosen: list[OutputId] = []
+    total = 0
+    for output_id, value in sorted(coins, key=lambda coin: (-coin[1], coin[0])):
+        if total >= amount:
+            break
+        chosen.append(output_id)
+        total += value
+    return chosen, total
+
+
 def build(
     keypair: Keypair,
     params: NetworkParams,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tangle.address import Address, encode_address
-from tangle.builder import build
+from tangle.builder import build, select_inputs
 from tangle.engine import Engine, EngineParams, LivenessPolicy
 from tangle.ledger import ConflictReason, make_genesis
 from tangle.signing import Keypair
@@ -143,19 +143,14 @@ class Scenario:
     def _select_inputs(
         self, device: Device, amount: int, trunk: TxId, branch: TxId
     ) -> tuple[list[OutputId], int]:
-        mine = [
-            (o.amount, oid)
-            for oid, o in self.tangle.unspent_seen_by(trunk, branch).items()
-            if o.address == device.keypair.address
-        ]
-        mine.sort(reverse=True)
-        chosen: list[OutputId] = []
-        total = 0
-        for value, oid in mine:
-            if total >= amount:
-                break
-            chosen.append(oid)
-            total += value
+        chosen, total = select_inputs(
+            (
+                (oid, o.amount)
+                for oid, o in self.tangle.unspent_seen_by(trunk, branch).items()
+                if o.address == device.keypair.address
+            ),
+            amount,
+        )
         if total < amount:
             raise InsufficientFunds(f"{device.name} has {total}, needs {amount}")
         return chosen, total

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from tangle.address import Address, encode_address
-from tangle.builder import build
+from tangle.builder import build, select_inputs
 from tangle.devnet import Devnet, start_devnet
 from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 from tangle.signing import Keypair
@@ -110,11 +110,7 @@ class NetworkDemo:
         total = 0
         if payee is not None:
             await self.refresh(payer)
-            for oid, value in sorted(payer.coins.items(), key=lambda kv: -kv[1]):
-                if total >= amount:
-                    break
-                inputs.append(oid)
-                total += value
+            inputs, total = select_inputs(payer.coins.items(), amount)
             if total < amount:
                 return False
         payments: dict[Address, int] = {}

@@ -81,6 +81,29 @@ class Devnet:
         return codes
 
 
+def free_base_port(count: int, host: str = "127.0.0.1") -> int:
+    """A port with ``count`` consecutive ports after it free on ``host`` (loopback).
+
+    Another process may take one before it is used: callers start quickly.
+    """
+    import socket
+
+    for base in range(21000, 60000, 97):
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket()
+                sockets.append(probe)  # closed below even when bind fails
+                probe.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in sockets:
+                probe.close()
+    raise DevnetError(f"no {count} consecutive free ports on {host}")
+
+
 def start_devnet(
     data_dir: Path,
     nodes: int = 3,

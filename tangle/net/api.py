@@ -8,12 +8,13 @@ fails. Amounts are decimal strings of the smallest unit; ids are lowercase hex.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tangle.address import decode_address, encode_address
 from tangle.constants import HASH_SIZE
@@ -27,6 +28,7 @@ from tangle.errors import (
     ValueRuleViolation,
     WrongNetwork,
 )
+from tangle.net.events import DEFAULT_TOPICS, Subscriber
 from tangle.net.node import VERSION, Node, Rejected
 from tangle.storage import StorageError
 from tangle.tangle import TxStatus
@@ -268,6 +270,80 @@ async def faucet(request: web.Request) -> web.Response:
     return json_response({"id": tx_id.hex()}, 201)
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    """Websocket: ?topics=a,b&since=N; then {"subscribe": [...]} / {"unsubscribe": [...]}."""
+    node = request.app[NODE]
+    topics = {t for t in request.query.get("topics", "").split(",") if t} or set(DEFAULT_TOPICS)
+    for topic in topics:
+        _check_topic(topic)
+    try:
+        since = int(request.query.get("since", node.events.last_seq))
+    except ValueError:
+        raise Rejected("invalid_field", "since: expected a sequence number", 400) from None
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    subscriber = node.events.subscribe(topics)  # before the replay: nothing falls between
+    try:
+        backlog, gap = node.events.replay(since, topics)
+        if gap is not None:
+            await ws.send_bytes(
+                orjson.dumps({"type": "gap", "missed_from": since + 1, "oldest_kept": gap})
+            )
+        last = since
+        for event in backlog:
+            await ws.send_bytes(orjson.dumps(event.json()))
+            last = event.seq
+        reader = asyncio.ensure_future(_read_subscriptions(ws, subscriber))
+        try:
+            while not ws.closed:
+                getter = asyncio.ensure_future(subscriber.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                live = getter.result()
+                if live is None:
+                    await ws.close(message=b"too slow: reconnect with since")
+                    break
+                if live.seq > last:
+                    await ws.send_bytes(orjson.dumps(live.json()))
+                    last = live.seq
+        finally:
+            reader.cancel()
+    finally:
+        node.events.unsubscribe(subscriber)
+    return ws
+
+
+def _check_topic(topic: str) -> None:
+    if topic in DEFAULT_TOPICS:
+        return
+    if topic.startswith("address:"):
+        decode_address(topic.removeprefix("address:"))
+        return
+    raise Rejected(
+        "invalid_topic",
+        f"topic: expected transactions, confirmations, conflicts or address:<tgl1...>, "
+        f"got {topic!r}",
+        400,
+    )
+
+
+async def _read_subscriptions(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+    async for msg in ws:
+        if msg.type is not WSMsgType.TEXT:
+            continue
+        try:
+            request = orjson.loads(msg.data)
+            for topic in request.get("subscribe", []):
+                _check_topic(topic)
+                subscriber.topics.add(topic)
+            for topic in request.get("unsubscribe", []):
+                subscriber.topics.discard(topic)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, Rejected, AddressError) as exc:
+            await ws.send_bytes(orjson.dumps({"type": "error", "message": str(exc)}))
+
+
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
     lines = [
@@ -327,6 +403,14 @@ def _openapi() -> dict[str, Any]:
             "/api/v1/faucet": {
                 "post": op("Dev networks: {'address', 'amount'}", 201, 400, 404, 409)
             },
+            "/api/v1/events": {
+                "get": op(
+                    "Websocket of numbered events; ?topics=transactions,confirmations,"
+                    "conflicts,address:<tgl1...>&since=N replays what was missed",
+                    101,
+                    400,
+                )
+            },
             "/metrics": {"get": op("Prometheus text format", 200)},
         },
     }
@@ -348,5 +432,6 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get("/api/v1/outputs/{id}", output)
     app.router.add_post("/api/v1/faucet", faucet)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/events", events)
     app.router.add_get("/metrics", metrics)
     return app

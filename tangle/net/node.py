@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 import pow
 from pow.adaptive import IssuerRates
-from tangle.address import Address
-from tangle.builder import build
+from tangle.address import Address, encode_address
+from tangle.builder import build, select_inputs
 from tangle.engine import Engine, EngineParams
 from tangle.errors import InsufficientWork, TangleError, UnknownTransaction
 from tangle.ledger import ConflictReason
 from tangle.net.config import NodeConfig, dev_faucet_key, dev_genesis
+from tangle.net.events import EventLog
 from tangle.signing import Keypair
 from tangle.storage import SqliteStore, StorageError
 from tangle.tangle import AttachResult, Tangle, TxStatus
@@ -89,7 +90,11 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._arrivals: deque[float] = deque(maxlen=10_000)
         self._recent: deque[TxId] = deque(maxlen=256)
+        self._announced_conflicts: set[TxId] = set()
         self.stopping = False
+        self.events = EventLog()
+        self.live = False
+        """False while replaying the database: old history is not news."""
         self.on_new: list[Callable[[Transaction], None]] = []
         """Called with each transaction this node admitted fresh (gossip forwards them)."""
         for tx in self.tangle:
@@ -111,6 +116,7 @@ class Node:
         replayed = await asyncio.to_thread(self._replay)
         log.info("replayed %d transactions from %s", replayed, self.config.db_path)
         self.store.start()
+        self.live = True
         self._tasks = [
             asyncio.create_task(self._confirm_loop(), name="confirm"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
@@ -157,11 +163,7 @@ class Node:
             return Submitted(tx.id, created=False)
         self._admit(tx)
         now = self.clock()
-        result = self.engine.attach(tx, now, prevalidated=True)
-        for tx_id in result.attached:
-            attached = self.tangle.get(tx_id)
-            self._index(attached)
-            self._persist(attached, now)
+        self._attach(tx, now)
         self.rates.record(tx.issuer, now)
         await self._wait_durable(tx.id)
         for callback in self.on_new:
@@ -174,7 +176,10 @@ class Node:
         No admission rules here: a transaction already in the network is accepted on
         validity alone, so that its approvers can become solid (PROTOCOL §6.5, §8.3).
         """
-        now = self.clock()
+        return self._attach(tx, self.clock())
+
+    def _attach(self, tx: Transaction, now: float) -> AttachResult:
+        """Attach a transaction already through §5, index and persist what got attached."""
         result = self.engine.attach(tx, now, prevalidated=True)
         for tx_id in result.attached:
             attached = self.tangle.get(tx_id)
@@ -224,8 +229,57 @@ class Node:
     def _index(self, tx: Transaction) -> None:
         for index, output in enumerate(tx.outputs):
             self._by_address.setdefault(output.address, []).append(OutputId(tx.id, index))
+        if self.live:
+            self._publish_attached(tx)
         self._arrivals.append(self.clock())
         self._recent.append(tx.id)
+
+    def _publish_attached(self, tx: Transaction) -> None:
+        events = self.events
+        events.publish(
+            "transactions",
+            {
+                "id": tx.id.hex(),
+                "issuer": tx.issuer.hex(),
+                "outputs": len(tx.outputs),
+                "payload_bytes": len(tx.payload),
+            },
+        )
+        for index, output in enumerate(tx.outputs):
+            events.publish(
+                f"address:{encode_address(output.address)}",
+                {
+                    "event": "received",
+                    "id": tx.id.hex(),
+                    "output_id": OutputId(tx.id, index).hex(),
+                    "amount": str(output.amount),
+                },
+            )
+        reason = self.engine.conflict_reason(tx.id)
+        if reason is not ConflictReason.NONE:
+            events.publish("conflicts", {"id": tx.id.hex(), "reason": reason.name.lower()})
+
+    def _publish_confirmed(self, newly: list[TxId]) -> None:
+        events = self.events
+        for tx_id in newly:
+            tx = self.tangle.get(tx_id)
+            events.publish("confirmations", {"id": tx_id.hex()})
+            for index, output in enumerate(tx.outputs):
+                events.publish(
+                    f"address:{encode_address(output.address)}",
+                    {
+                        "event": "confirmed",
+                        "id": tx_id.hex(),
+                        "output_id": OutputId(tx_id, index).hex(),
+                        "amount": str(output.amount),
+                    },
+                )
+            for output_id in tx.inputs:
+                for rival in self.tangle.ledger.spenders(output_id):
+                    if rival != tx_id and rival not in self._announced_conflicts:
+                        self._announced_conflicts.add(rival)
+                        reason = self.engine.conflict_reason(rival).name.lower()
+                        events.publish("conflicts", {"id": rival.hex(), "reason": reason})
 
     def _persist(self, tx: Transaction, now: float) -> None:
         loop = asyncio.get_running_loop()
@@ -241,10 +295,22 @@ class Node:
     # -- issuing the node's own transactions -------------------------------------------------
 
     async def issue(
-        self, key: Keypair, inputs: list[OutputId], payments: dict[Address, int], payload: bytes
+        self,
+        key: Keypair,
+        inputs: list[OutputId],
+        payments: dict[Address, int],
+        payload: bytes,
+        *,
+        promote: TxId | None = None,
     ) -> Transaction:
-        """Build (proof of work on a thread) and submit a transaction of this node's."""
+        """Build (proof of work on a thread) and submit a transaction of this node's.
+
+        With ``promote``, the trunk is that transaction (when it goes with the branch the
+        walk chose), so a payment waiting alone gets an approver at once.
+        """
         trunk, branch = self.engine.select_tips(self.rng, self.clock())
+        if promote is not None and self.tangle.can_approve(promote, branch):
+            trunk = promote
         tx = await asyncio.to_thread(
             build,
             key,
@@ -278,16 +344,10 @@ class Node:
                     (last, branch) if self.tangle.can_approve(last, branch) else (last, last)
                 )
             view = self.tangle.unspent_seen_by(trunk, branch)
-            mine = sorted(
-                ((o.amount, oid) for oid, o in view.items() if o.address == self.faucet.address),
-                reverse=True,
+            chosen, total = select_inputs(
+                ((oid, o.amount) for oid, o in view.items() if o.address == self.faucet.address),
+                amount,
             )
-            chosen, total = [], 0
-            for value, oid in mine:
-                if total >= amount:
-                    break
-                chosen.append(oid)
-                total += value
             if total < amount:
                 raise Rejected("insufficient_funds", f"the faucet has {total}, needs {amount}", 409)
             payments = {address: amount}
@@ -315,9 +375,11 @@ class Node:
         while True:
             await asyncio.sleep(self.config.confirm_interval)
             try:
-                self.engine.confirm(self.rng, self.clock())
+                newly = self.engine.confirm(self.rng, self.clock())
             except ValueError as exc:  # nothing walkable yet
                 log.debug("confirmation skipped: %s", exc)
+                continue
+            self._publish_confirmed(newly)
 
     async def _liveness_loop(self) -> None:
         while True:
@@ -325,13 +387,34 @@ class Node:
             now = self.clock()
             if self._has_pending() and self.engine.consolidation_due(now):
                 try:
-                    await self.issue(self.key, [], {}, b"")
+                    await self.issue(self.key, [], {}, b"", promote=self._oldest_pending_tip())
                 except (TangleError, StorageError) as exc:
                     log.warning("consolidation transaction failed: %s", exc)
 
+    def _oldest_pending_tip(self) -> TxId | None:
+        """The oldest recent transaction still pending, unapproved and walkable."""
+        w = self.engine.window
+        for tx_id in self._recent:
+            if (
+                tx_id in w
+                and w.is_tip(w.slot(tx_id))
+                and w.walkable[w.slot(tx_id)]
+                and self._needs_confirmation(tx_id)
+            ):
+                return tx_id
+        return None
+
+    def _needs_confirmation(self, tx_id: TxId) -> bool:
+        """Pending, and not one of this node's own empty transactions (which need no
+        confirmation: counting them would make an idle node issue one per second forever)."""
+        if self.engine.status(tx_id) is not TxStatus.PENDING:
+            return False
+        tx = self.tangle.get(tx_id)
+        return tx.issuer != self.key.public_key or tx.moves_value or bool(tx.payload)
+
     def _has_pending(self) -> bool:
         """Is a recent transaction still waiting? A settled, idle tangle stays quiet."""
-        return any(self.engine.status(t) is TxStatus.PENDING for t in self._recent)
+        return any(self._needs_confirmation(t) for t in self._recent)
 
     # -- queries ---------------------------------------------------------------------------------
 

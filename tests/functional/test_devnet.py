@@ -5,40 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tangle.devnet import free_base_port
 from tests.functional.framework import http, wait_until
 from tests.helpers import keypair
 
 
-def free_ports(count: int) -> int:
-    """A base port with ``count`` consecutive free ports after it (loopback)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)  # closed below even when bind fails
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
 def test_devnet_starts_wires_and_stops(tmp_path: Path) -> None:
-    base = free_ports(3)
+    base = free_base_port(3)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
@@ -188,3 +189,13 @@ def test_fuzzed_bodies_get_clear_errors(fuzz_node: NodeProcess, body: bytes) -> 
         assert result.status in (400, 404, 409, 413, 422), (result.status, result.raw)
         assert result.json["error"]["code"]
     assert fuzz_node.get("/api/v1/info").status == 200
+
+
+def test_an_idle_settled_node_stays_quiet(spawn: Callable[..., NodeProcess]) -> None:
+    node = spawn()
+    funding = node.fund(ALICE, 10)
+    wait_until(lambda: confirmed(node, funding), 15, "funding")
+    time.sleep(1.5)  # let the node's last liveness transactions settle
+    settled = node.get("/api/v1/info").json["transactions"]
+    time.sleep(3.0)  # three idle periods
+    assert node.get("/api/v1/info").json["transactions"] == settled

@@ -182,3 +182,13 @@ def test_network_params_checks() -> None:
         NetworkParams(network_id=-1)
     with pytest.raises(ValueError, match="base_difficulty"):
         NetworkParams(network_id=1, base_difficulty=300)
+
+
+def test_select_inputs_takes_largest_first() -> None:
+    from tangle.builder import select_inputs
+
+    a, b, c = (OutputId(TxId(bytes([i]) * 32), 0) for i in (1, 2, 3))
+    assert select_inputs([(a, 5), (b, 50), (c, 20)], 60) == ([b, c], 70)
+    assert select_inputs([(a, 5), (b, 50)], 50) == ([b], 50)
+    assert select_inputs([(a, 5)], 9) == ([a], 5)  # short: the caller decides
+    assert select_inputs([], 1) == ([], 0)

@@ -97,6 +97,8 @@ class Engine:
             else None
         )
         self._confirmed: dict[TxId, float] = {}
+        self._confirmed_slots = np.zeros(self.params.capacity, dtype=bool)
+        """Per window slot: already confirmed (a pass then skips it in numpy, not Python)."""
         self._lost: dict[TxId, ConflictReason] = {}
         self._orphaned: set[TxId] = set()
         self._confidence: dict[TxId, float] = {}
@@ -105,6 +107,8 @@ class Engine:
         for tx in tangle:  # a fresh tangle holds the genesis; a restart replays history
             self._mirror(tx, now)
         self._confirmed[tangle.genesis.id] = now
+        if tangle.genesis.id in self.window:
+            self._confirmed_slots[self.window.slot(tangle.genesis.id)] = True
 
     # -- attaching ----------------------------------------------------------------------
 
@@ -138,6 +142,7 @@ class Engine:
             self._confidence.pop(gone, None)
             self._arrived.pop(gone, None)
         self._arrived[tx.id] = now
+        self._confirmed_slots[self.window.slot(tx.id)] = tx.id in self._confirmed
         if self.urts is not None:
             self.urts.on_arrival(tx.id, parents, now)
         self.last_arrival = now
@@ -182,14 +187,13 @@ class Engine:
         result = confidence_pass(self.mcmc, rng, now, self.params.walks)
         self._confidence = {}
         newly: list[TxId] = []
-        approved = np.flatnonzero(result.confidence > 0)
-        for slot in sorted(approved.tolist(), key=w.age_key):
+        waiting = np.flatnonzero((result.confidence > 0) & ~self._confirmed_slots)
+        for slot in sorted(waiting.tolist(), key=w.age_key):
             tx_id = w.id_at(slot)
-            if tx_id in self._confirmed:
-                continue
             value = float(result.confidence[slot])
             if value >= self.params.threshold and self.status(tx_id) is TxStatus.PENDING:
                 self._confirmed[tx_id] = now
+                self._confirmed_slots[slot] = True
                 newly.append(tx_id)
             else:
                 self._confidence[tx_id] = value

@@ -11,6 +11,7 @@ commits to its writer thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
@@ -35,6 +36,10 @@ from tangle.transaction import Output, OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams, validate_stateless
 
 log = logging.getLogger(__name__)
+
+address_text = functools.lru_cache(maxsize=1 << 16)(encode_address)
+"""The bech32m text of an address, memoised: events name an address per output, devices
+reuse their addresses, and the checksum costs ~80 us in Python."""
 VERSION = "0.1.0"
 PARENT_WAIT = 3.0
 """Seconds a submission waits for parents it names but this node has not yet heard of
@@ -247,7 +252,7 @@ class Node:
         )
         for index, output in enumerate(tx.outputs):
             events.publish(
-                f"address:{encode_address(output.address)}",
+                f"address:{address_text(output.address)}",
                 {
                     "event": "received",
                     "id": tx.id.hex(),
@@ -266,7 +271,7 @@ class Node:
             events.publish("confirmations", {"id": tx_id.hex()})
             for index, output in enumerate(tx.outputs):
                 events.publish(
-                    f"address:{encode_address(output.address)}",
+                    f"address:{address_text(output.address)}",
                     {
                         "event": "confirmed",
                         "id": tx_id.hex(),

@@ -175,7 +175,7 @@ async def load_phase(
 ) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(
-        timeout=timeout, connector=aiohttp.TCPConnector(limit=256)
+        timeout=timeout, connector=aiohttp.TCPConnector(limit=1024)
     ) as session:
         for funding in fundings:
             assert (await submit(session, apis[0], funding))[0] in (200, 201)
@@ -185,7 +185,7 @@ async def load_phase(
         acked: dict[TxId, float] = {}
         confirmed: dict[TxId, float] = {}
         refused: dict[str, int] = {}
-        sem = asyncio.Semaphore(200)
+        sem = asyncio.Semaphore(1000)
         began = time.monotonic()
         window_end = began + duration
 

@@ -87,6 +87,9 @@ class Gossip:
         self.known_urls: set[str] = set(node.config.peers)
         self._ingest: asyncio.Queue[tuple[Transaction, Peer]] = asyncio.Queue(INGEST)
         self._requested: dict[TxId, tuple[int, float]] = {}
+        self._queued: set[TxId] = set()
+        """Ids in the ingest queue: a copy arriving meanwhile (direct and forwarded, or an
+        answer to a REQUEST) is not validated twice."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self.received = 0
@@ -191,10 +194,15 @@ class Gossip:
             except EncodingError as exc:
                 raise ProtocolError(f"TX does not decode: {exc}") from None
             self.received += 1
-            if tx.id in self.node.tangle or self.node.tangle.is_buffered(tx.id):
+            if (
+                tx.id in self._queued
+                or tx.id in self.node.tangle
+                or self.node.tangle.is_buffered(tx.id)
+            ):
                 return
             with contextlib.suppress(asyncio.QueueFull):  # overloaded: INV brings it back
                 self._ingest.put_nowait((tx, peer))
+                self._queued.add(tx.id)
         elif kind is Kind.REQUEST:
             for tx_id in messages.read_ids(payload):
                 if tx_id in self.node.tangle:
@@ -203,7 +211,9 @@ class Gossip:
             wanted = [
                 t
                 for t in messages.read_ids(payload)
-                if t not in self.node.tangle and not self.node.tangle.is_buffered(t)
+                if t not in self.node.tangle
+                and not self.node.tangle.is_buffered(t)
+                and t not in self._queued
             ]
             self._request(peer, wanted)
         elif kind is Kind.PEERS:
@@ -263,6 +273,7 @@ class Gossip:
                 batch.append(self._ingest.get_nowait())
             verdicts = await asyncio.to_thread(self._validate, [tx for tx, _ in batch])
             for (tx, peer), problem in zip(batch, verdicts, strict=True):
+                self._queued.discard(tx.id)
                 if problem is not None:
                     log.warning(
                         "dropping peer %s: it sent an invalid transaction: %s", peer.label, problem

@@ -170,9 +170,11 @@ class Node:
         now = self.clock()
         self._attach(tx, now)
         self.rates.record(tx.issuer, now)
-        await self._wait_durable(tx.id)
+        # Peers hear of it at once: forwarding needs validity, not our disk (only the
+        # acknowledgement below waits for the commit).
         for callback in self.on_new:
             callback(tx)
+        await self._wait_durable(tx.id)
         return Submitted(tx.id, created=True)
 
     def accept(self, tx: Transaction) -> AttachResult:
@@ -194,7 +196,7 @@ class Node:
 
     async def _wait_for_parents(self, tx: Transaction) -> None:
         deadline = self.clock() + PARENT_WAIT
-        delay = 0.005
+        delay = 0.002
         while self.tangle.missing_parents_of(tx) and self.clock() < deadline:
             await asyncio.sleep(delay)
             delay = min(0.1, delay * 2)

@@ -37,6 +37,24 @@ def select_inputs(coins: Iterable[tuple[OutputId, int]], amount: int) -> tuple[l
     return chosen, total
 
 
+def payments_with_change(
+    payee: Address, amount: int, payer: Address, total: int
+) -> dict[Address, int]:
+    """Pay ``amount`` to ``payee`` from inputs worth ``total``; the rest returns to ``payer``.
+
+    One output per address (§4.3), so paying oneself merges into a single output.
+
+    Raises:
+        ValueError: the inputs do not cover the amount.
+    """
+    if total < amount:
+        raise ValueError(f"inputs: expected at least {amount}, got {total}")
+    payments = {payee: amount}
+    if total > amount:
+        payments[payer] = payments.get(payer, 0) + total - amount
+    return payments
+
+
 def build(
     keypair: Keypair,
     params: NetworkParams,

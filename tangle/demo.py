@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tangle.address import Address, encode_address
-from tangle.builder import build, select_inputs
+from tangle.builder import build, payments_with_change, select_inputs
 from tangle.engine import Engine, EngineParams, LivenessPolicy
 from tangle.ledger import ConflictReason, make_genesis
 from tangle.signing import Keypair
@@ -113,9 +113,8 @@ class Scenario:
         payments: dict[Address, int] = {}
         if payee is not None and amount > 0:
             inputs, total = self._select_inputs(device, amount, trunk, branch)
-            payments[self.devices[payee].keypair.address] = amount
-            if total > amount:
-                payments[device.keypair.address] = total - amount
+            payee_address = self.devices[payee].keypair.address
+            payments = payments_with_change(payee_address, amount, device.keypair.address, total)
         return self._issue(device, trunk, branch, inputs, payments, payload)
 
     def next_tips(self) -> tuple[TxId, TxId]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from tangle.address import Address, encode_address
-from tangle.builder import build, select_inputs
+from tangle.builder import build, payments_with_change, select_inputs
 from tangle.devnet import Devnet, start_devnet
 from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 from tangle.signing import Keypair
@@ -115,9 +115,7 @@ class NetworkDemo:
                 return False
         payments: dict[Address, int] = {}
         if payee is not None:
-            payments[payee.address] = amount
-            if total > amount:
-                payments[payer.address] = total - amount
+            payments = payments_with_change(payee.address, amount, payer.address, total)
         for attempt in range(2):
             status, tips = await self.json("GET", f"{payer.api}/api/v1/tips")
             trunk = TxId(bytes.fromhex(tips["trunk"]))

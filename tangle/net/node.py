@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pow
 from pow.adaptive import IssuerRates
 from tangle.address import Address, encode_address
-from tangle.builder import build, select_inputs
+from tangle.builder import build, payments_with_change, select_inputs
 from tangle.engine import Engine, EngineParams
 from tangle.errors import InsufficientWork, TangleError, UnknownTransaction
 from tangle.ledger import ConflictReason
@@ -357,11 +357,7 @@ class Node:
             )
             if total < amount:
                 raise Rejected("insufficient_funds", f"the faucet has {total}, needs {amount}", 409)
-            payments = {address: amount}
-            if total > amount:
-                payments[self.faucet.address] = (
-                    payments.get(self.faucet.address, 0) + total - amount
-                )
+            payments = payments_with_change(address, amount, self.faucet.address, total)
             tx = await asyncio.to_thread(
                 build,
                 self.faucet,

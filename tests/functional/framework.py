@@ -22,6 +22,7 @@ from typing import Any
 
 import pow
 from tangle import Keypair, NetworkParams, OutputId, Transaction, TxId, build, decode_address
+from tangle.builder import payments_with_change
 from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 
 DEV_PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
@@ -186,9 +187,7 @@ class NodeProcess:
         """Build (not submit) a payment from ``key``'s unspent outputs on fresh tips."""
         coins = inputs if inputs is not None else self.unspent(key)
         total = sum(a for _, a in coins)
-        payments = {to.address: amount}
-        if total > amount:
-            payments[key.address] = payments.get(key.address, 0) + total - amount
+        payments = payments_with_change(to.address, amount, key.address, total)
         trunk, branch = self.tips()
         return build(
             key,

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from tangle import (
+    Address,
     InsufficientWork,
     InvalidSignature,
     InvalidTransaction,
@@ -192,3 +193,14 @@ def test_select_inputs_takes_largest_first() -> None:
     assert select_inputs([(a, 5), (b, 50)], 50) == ([b], 50)
     assert select_inputs([(a, 5)], 9) == ([a], 5)  # short: the caller decides
     assert select_inputs([], 1) == ([], 0)
+
+
+def test_payments_with_change() -> None:
+    from tangle.builder import payments_with_change
+
+    payee, payer = Address(b"\x01" * 32), Address(b"\x02" * 32)
+    assert payments_with_change(payee, 30, payer, 100) == {payee: 30, payer: 70}
+    assert payments_with_change(payee, 100, payer, 100) == {payee: 100}  # no change output
+    assert payments_with_change(payer, 30, payer, 100) == {payer: 100}  # paying oneself: one output
+    with pytest.raises(ValueError, match="expected at least 30, got 20"):
+        payments_with_change(payee, 30, payer, 20)

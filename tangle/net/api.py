@@ -45,8 +45,10 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def error(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error(
+    status: int, code: str, message: str, extra: dict[str, Any] | None = None
+) -> web.Response:
+    return json_response({"error": {"code": code, "message": message, **(extra or {})}}, status)
 
 
 _INVALID_CODES: list[tuple[type[InvalidTransaction], str]] = [
@@ -65,7 +67,7 @@ async def errors(
     try:
         return await handler(request)
     except Rejected as exc:
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.extra)
     except AddressError as exc:
         return error(400, "invalid_address", str(exc))
     except EncodingError as exc:
@@ -150,9 +152,19 @@ async def info(request: web.Request) -> web.Response:
     )
 
 
+MAX_APPROVE = 16
+
+
 async def tips(request: web.Request) -> web.Response:
+    """?approve=id,id: tips that see those transactions (a wallet spending pending coins)."""
     node = request.app[NODE]
-    trunk, branch = node.engine.select_tips(node.rng, node.clock())
+    wanted = [t for t in request.query.get("approve", "").split(",") if t]
+    if len(wanted) > MAX_APPROVE:
+        raise Rejected(
+            "too_many", f"approve: expected at most {MAX_APPROVE} ids, got {len(wanted)}", 400
+        )
+    ids = [TxId(parse_hex("approve", text, HASH_SIZE)) for text in wanted]
+    trunk, branch = node.tips_approving(ids)
     return json_response({"trunk": trunk.hex(), "branch": branch.hex()})
 
 
@@ -381,7 +393,16 @@ def _openapi() -> dict[str, Any]:
         "info": {"title": "tangle node API", "version": VERSION},
         "paths": {
             "/api/v1/info": {"get": op("Node and network figures", 200)},
-            "/api/v1/tips": {"get": op("Trunk and branch chosen by tip selection", 200)},
+            "/api/v1/tips": {
+                "get": op(
+                    "Trunk and branch chosen by tip selection; ?approve=id,id makes the "
+                    "pair see those transactions (a wallet spending pending outputs)",
+                    200,
+                    400,
+                    404,
+                    409,
+                )
+            },
             "/api/v1/transactions": {
                 "post": op(
                     "Submit a transaction: {'raw': hex} or application/octet-stream; "

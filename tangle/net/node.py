@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pow
 from pow.adaptive import IssuerRates
@@ -49,11 +50,15 @@ PARENT_WAIT = 3.0
 class Rejected(TangleError):
     """A transaction this node will not admit; ``code`` and ``status`` go to the API."""
 
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(code, message, status)
+    def __init__(
+        self, code: str, message: str, status: int = 422, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(code, message, status, extra)
         self.code = code
         self.message = message
         self.status = status
+        self.extra = extra or {}
+        """Machine-readable details that go into the error object beside code and message."""
 
     def __str__(self) -> str:
         return self.message
@@ -221,6 +226,7 @@ class Node:
                 "insufficient_work",
                 str(InsufficientWork(required, done))
                 + "; this issuer sent fast recently, so this node asks more (PROTOCOL §6.5)",
+                extra={"required_difficulty": required, "actual_difficulty": done},
             )
         verdict = self.tangle.preview(tx)
         if not verdict.consistent:
@@ -331,6 +337,45 @@ class Node:
         )
         await self.submit(tx.encode())
         return tx
+
+    def tips_approving(self, wanted: list[TxId]) -> tuple[TxId, TxId]:
+        """Tips from the walk, swapped for ``wanted`` transactions the pair does not yet
+        approve: a wallet spending pending outputs must see them (§8.2).
+
+        Raises:
+            Rejected: an id is unknown (404), is not live, or more than two are out of view
+                (a consolidation first), or the pair would conflict (409).
+        """
+        for tx_id in wanted:
+            if tx_id not in self.tangle:
+                raise Rejected("not_found", f"approve: transaction {tx_id.hex()} is unknown", 404)
+            if not self.is_live(tx_id):
+                status = self.engine.status(tx_id).name.lower()
+                raise Rejected("not_live", f"approve: transaction {tx_id.hex()} is {status}", 409)
+        trunk, branch = self.engine.select_tips(self.rng, self.clock())
+        dag = self.tangle.dag
+        unseen = [
+            t
+            for t in dict.fromkeys(wanted)
+            if not (dag.in_past_cone(t, trunk) or dag.in_past_cone(t, branch))
+        ]
+        if len(unseen) > 2:
+            raise Rejected(
+                "too_many_parents",
+                f"approve: {len(unseen)} of the transactions are not yet in view of any tip, "
+                "a transaction has two parents; consolidate, or wait for them to be approved",
+                409,
+            )
+        if unseen:
+            trunk = unseen[0]
+            branch = unseen[1] if len(unseen) == 2 else branch
+            if not self.tangle.can_approve(trunk, branch):
+                if len(unseen) == 2:
+                    raise Rejected(
+                        "conflicting", "approve: the two transactions conflict (§8.4)", 409
+                    )
+                branch = trunk
+        return trunk, branch
 
     async def pay_from_faucet(self, address: Address, amount: int) -> TxId:
         """Dev networks: pay ``amount`` from the faucet; returns once durable."""

@@ -1,0 +1,74 @@
+"""The wallet's payer against a real node: chained pending spends, tips that approve,
+insufficient funds that issue nothing, promotion."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+
+import pytest
+
+from tests.functional.framework import NodeProcess, wait_until
+from wallet.client import NodeClient
+from wallet.errors import InsufficientFunds, NodeError, NodeUnreachable
+from wallet.keys import derive_keypair
+from wallet.payments import Payer
+
+pytestmark = pytest.mark.functional
+SEED = bytes(range(32))
+
+
+async def test_back_to_back_payments_spend_pending_change(
+    spawn: Callable[..., NodeProcess],
+) -> None:
+    node = spawn()
+    alice, bob = derive_keypair(SEED, 0), derive_keypair(SEED, 1)
+    async with NodeClient(node.api) as client:
+        await client.faucet(alice.address, 1_000)
+        payer = Payer(client, alice)
+        sent = [await payer.pay({bob.address: 100}) for _ in range(5)]  # no waiting between
+        assert len({tx.id for tx in sent}) == 5
+        # each spends the change of the one before (accepted: so it approves it, §8.3 R2)
+        for before, after in itertools.pairwise(sent):
+            assert {oid.tx_id for oid in after.inputs} == {before.id}
+        assert await payer.available() == 500
+        bob_info = await client.address(bob.address)
+        assert bob_info.pending == 500
+        statuses = await client.statuses([tx.id for tx in sent])
+        assert all(s in ("pending", "confirmed") for s in statuses.values())
+
+
+async def test_insufficient_funds_issue_nothing(spawn: Callable[..., NodeProcess]) -> None:
+    node = spawn()
+    alice, bob = derive_keypair(SEED, 0), derive_keypair(SEED, 1)
+    async with NodeClient(node.api) as client:
+        await client.faucet(alice.address, 300)
+        before = (await client.info())["transactions"]
+        with pytest.raises(InsufficientFunds, match="has 300 available, the payment needs 301"):
+            await Payer(client, alice).pay({bob.address: 301})
+        assert (await client.info())["transactions"] == before
+
+
+async def test_tips_approve_and_errors(spawn: Callable[..., NodeProcess]) -> None:
+    node = spawn()
+    alice = derive_keypair(SEED, 0)
+    async with NodeClient(node.api) as client:
+        funding = await client.faucet(alice.address, 50)
+        with pytest.raises(NodeError) as unknown:
+            await client.tips([type(funding)(bytes(32))])
+        assert unknown.value.status == 404
+        assert "is unknown" in unknown.value.message
+        weight = (await client.transaction(funding))["metadata"]["cumulative_weight"]
+        await Payer(client, alice).promote(funding)
+        after = (await client.transaction(funding))["metadata"]["cumulative_weight"]
+        assert after == weight + 1  # the promotion approves it
+        wait_until(lambda: node.status(funding) == "confirmed", 20, "the funding to confirm")
+
+
+async def test_unreachable_node_says_so() -> None:
+    async with NodeClient("http://127.0.0.1:9", timeout=2) as client:
+        with pytest.raises(
+            NodeUnreachable, match=re.escape("cannot reach the node at http://127.0.0.1:9")
+        ):
+            await client.info()

@@ -13,7 +13,7 @@ The interface speaks only in transaction ids, so the insides can be swapped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from tangle.constants import OWN_WEIGHT
 from tangle.errors import UnknownTransaction
@@ -21,7 +21,8 @@ from tangle.transaction import TxId
 
 
 class Dag:
-    """A growing DAG of transaction ids rooted at one genesis (§7)."""
+    """A growing DAG of transaction ids rooted at the genesis, or at the entry points of
+    a snapshot (§7, §8.5)."""
 
     __slots__ = ("_ancestors", "_approvers", "_height", "_ids", "_index", "_parents", "_tips")
 
@@ -60,6 +61,19 @@ class Dag:
             height = max(height, self._height[p] + 1)
         self._ancestors.append(ancestors)
         self._height.append(height)
+        self._tips.add(i)
+
+    def add_root(self, tx_id: TxId) -> None:
+        """Add ``tx_id`` with no parents: an entry point of a snapshot (§8.5)."""
+        if tx_id in self._index:
+            raise ValueError(f"transaction {tx_id.hex()} is already in the DAG")
+        i = len(self._ids)
+        self._index[tx_id] = i
+        self._ids.append(tx_id)
+        self._parents.append(())
+        self._approvers.append([])
+        self._ancestors.append(1 << i)
+        self._height.append(0)
         self._tips.add(i)
 
     # -- lookups ------------------------------------------------------------------
@@ -110,12 +124,20 @@ class Dag:
         bits = self._ancestors[self._idx(tx_id)]
         return (self._ids[i] for i in _set_bits(bits))
 
-    def past_cone_of_all(self, tx_ids: tuple[TxId, ...]) -> Iterator[TxId]:
+    def past_cone_of_all(self, tx_ids: Iterable[TxId]) -> Iterator[TxId]:
         """The union of the past cones of ``tx_ids``, in arrival order."""
         bits = 0
         for tx_id in tx_ids:
             bits |= self._ancestors[self._idx(tx_id)]
         return (self._ids[i] for i in _set_bits(bits))
+
+    def common_past_cone(self, tx_ids: Iterable[TxId]) -> Iterator[TxId]:
+        """What every one of ``tx_ids`` approves (or is), in arrival order; nothing for
+        no ids."""
+        bits = -1
+        for tx_id in tx_ids:
+            bits &= self._ancestors[self._idx(tx_id)]
+        return (self._ids[i] for i in _set_bits(bits)) if bits != -1 else iter(())
 
     def future_cone(self, tx_id: TxId) -> frozenset[TxId]:
         """Every transaction that approves ``tx_id`` directly or indirectly (not itself)."""

@@ -86,7 +86,16 @@ class TxMetadata:
 class Engine:
     """Tangle + weight window + tip selection + confirmation, for one node."""
 
-    def __init__(self, tangle: Tangle, params: EngineParams | None = None, now: float = 0.0):
+    def __init__(
+        self,
+        tangle: Tangle,
+        params: EngineParams | None = None,
+        now: float = 0.0,
+        *,
+        confirmed: dict[TxId, float] | None = None,
+    ) -> None:
+        """``confirmed``: confirmations known from before (a restart, a rebuild after
+        pruning); they hold again, and their rivals lose again, as history replays."""
         self.tangle = tangle
         self.params = params or EngineParams()
         self.window = WeightWindow(self.params.capacity)
@@ -96,7 +105,7 @@ class Engine:
             if self.params.urts is not None
             else None
         )
-        self._confirmed: dict[TxId, float] = {}
+        self._confirmed: dict[TxId, float] = dict(confirmed or {})
         self._confirmed_slots = np.zeros(self.params.capacity, dtype=bool)
         """Per window slot: already confirmed (a pass then skips it in numpy, not Python)."""
         self._lost: dict[TxId, ConflictReason] = {}
@@ -104,11 +113,11 @@ class Engine:
         self._confidence: dict[TxId, float] = {}
         self._arrived: dict[TxId, float] = {}
         self.last_arrival = now
-        for tx in tangle:  # a fresh tangle holds the genesis; a restart replays history
+        for root in tangle.roots:  # the genesis, or a snapshot's confirmed entry points
+            if tangle.is_consistent(root):
+                self._confirmed.setdefault(root, now)
+        for tx in tangle:
             self._mirror(tx, now)
-        self._confirmed[tangle.genesis.id] = now
-        if tangle.genesis.id in self.window:
-            self._confirmed_slots[self.window.slot(tangle.genesis.id)] = True
 
     # -- attaching ----------------------------------------------------------------------
 
@@ -120,12 +129,12 @@ class Engine:
         result = self.tangle.attach_prevalidated(tx) if prevalidated else self.tangle.attach(tx)
         for tx_id in result.attached:
             self._mirror(self.tangle.get(tx_id), now)
+            if tx_id in self._confirmed:  # replaying a confirmation known from before
+                self._resolve_conflicts(tx_id)
         return result
 
     def _mirror(self, tx: Transaction, now: float) -> None:
-        parents = tuple(dict.fromkeys(p for p in tx.parents if p in self.tangle))
-        if tx.is_genesis_shaped:
-            parents = ()
+        parents = self.tangle.dag.parents(tx.id)  # none for the genesis and entry points
         lost_parent = next((p for p in parents if p in self._lost), None)
         if lost_parent is not None:
             self._lost[tx.id] = ConflictReason.PARENT_CONFLICTING

@@ -21,6 +21,7 @@ from tangle.constants import MAX_SUPPLY, NULL_HASH, PUBLIC_KEY_SIZE, SIGNATURE_S
 from tangle.dag import Dag
 from tangle.errors import InconsistentCone, InvalidGenesis, UnknownTransaction
 from tangle.hashing import address_of
+from tangle.snapshot import Snapshot
 from tangle.transaction import Output, OutputId, Transaction, TxId
 
 
@@ -44,6 +45,8 @@ class ConflictReason(IntEnum):
     """R6: the trunk's and the branch's cones spend one output in two ways."""
     LOST_CONFLICT = 8
     """§9: a rival spending the same output was confirmed instead."""
+    PRUNED = 9
+    """§8.5: an entry point of a snapshot that was not confirmed when it was pruned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +106,28 @@ def make_genesis(
 class Ledger:
     """Every output ever created, who spends it, and the past-cone rules (§8)."""
 
-    __slots__ = ("_contested", "_created", "_spenders", "supply")
+    __slots__ = ("_base", "_contested", "_created", "_pruned", "_roots", "_spenders", "supply")
 
-    def __init__(self, genesis: Transaction) -> None:
-        self._created: dict[TxId, tuple[Output, ...]] = {genesis.id: genesis.outputs}
+    def __init__(self, base: Transaction | Snapshot) -> None:
+        snapshot = base if isinstance(base, Snapshot) else Snapshot.of_genesis(base)
+        self._created: dict[TxId, tuple[Output, ...]] = {
+            entry.tx.id: entry.tx.outputs for entry in snapshot.entry_points
+        }
+        self._roots = frozenset(snapshot.roots)
+        self._pruned = snapshot.pruned > 0
+        self._base: dict[OutputId, Output] = dict(snapshot.outputs)
+        """§8.5: outputs created in every past cone (the genesis's, or a snapshot's)."""
         self._spenders: dict[OutputId, list[TxId]] = {}
         self._contested: dict[OutputId, list[TxId]] = {}
-        self.supply: int = sum(o.amount for o in genesis.outputs)
+        self.supply: int = snapshot.supply
         """The total allocated by the genesis; conserved forever (§8.2)."""
 
     def output(self, output_id: OutputId) -> Output | None:
-        """The output named by ``output_id``, if its transaction was registered."""
+        """The output named by ``output_id``, if its transaction was registered or it is
+        unspent in the snapshot the ledger starts from."""
         outputs = self._created.get(output_id.tx_id)
         if outputs is None or output_id.index >= len(outputs):
-            return None
+            return self._base.get(output_id)
         return outputs[output_id.index]
 
     def outputs_of(self, tx_id: TxId) -> tuple[Output, ...]:
@@ -163,12 +174,22 @@ class Ledger:
         issuer_address = address_of(tx.issuer)
         total_in = 0
         for n, output_id in enumerate(tx.inputs):
-            if output_id.tx_id not in dag or not in_cone(output_id.tx_id):  # R2
-                return Verdict(
-                    ConflictReason.INPUT_NOT_IN_CONE,
-                    f"inputs[{n}]: transaction {output_id.tx_id.hex()} is not in the past cone",
-                )
-            output = self.output(output_id)
+            output = self._base.get(output_id)  # §8.5: created in every cone
+            if output is None:
+                creator = output_id.tx_id
+                if creator in self._roots and output_id.index < len(self._created[creator]):
+                    return Verdict(  # R4, against history the snapshot replaced
+                        ConflictReason.DOUBLE_SPEND,
+                        f"inputs[{n}]: already spent before the snapshot (§8.5)",
+                    )
+                if creator not in dag or not in_cone(creator):  # R2
+                    pruned = " nor unspent in the snapshot (§8.5)" if self._pruned else ""
+                    return Verdict(
+                        ConflictReason.INPUT_NOT_IN_CONE,
+                        f"inputs[{n}]: transaction {creator.hex()} is not in the past cone"
+                        + pruned,
+                    )
+                output = self.output(output_id)
             if output is None:  # R2
                 created = len(self._created[output_id.tx_id])
                 return Verdict(
@@ -226,14 +247,17 @@ class Ledger:
     def unspent_in_cone(self, cone: Iterable[Transaction]) -> dict[OutputId, Output]:
         """The unspent outputs as seen by a transaction whose past cone is ``cone``.
 
-        The oracle of §8.2: for a consistent cone the amounts add up to the supply.
+        The oracle of §8.2: for a consistent cone the amounts add up to the supply. The
+        base (genesis or snapshot outputs) counts as created in every cone (§8.5).
 
         Raises:
             InconsistentCone: an output is spent twice, or spent before it exists, in ``cone``.
         """
-        created: dict[OutputId, Output] = {}
+        created: dict[OutputId, Output] = dict(self._base)
         spent: dict[OutputId, TxId] = {}
         for tx in cone:
+            if tx.id in self._roots:
+                continue  # its unspent outputs are in the base already
             for index, output in enumerate(tx.outputs):
                 created[OutputId(tx.id, index)] = output
             for output_id in tx.inputs:

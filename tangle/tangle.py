@@ -15,8 +15,9 @@ from enum import Enum, IntEnum
 from tangle.address import Address
 from tangle.constants import DEFAULT_MAX_UNSOLID
 from tangle.dag import Dag
-from tangle.errors import UnknownTransaction
-from tangle.ledger import CONSISTENT, Ledger, Verdict, validate_genesis
+from tangle.errors import InvalidGenesis, UnknownTransaction
+from tangle.ledger import CONSISTENT, ConflictReason, Ledger, Verdict, validate_genesis
+from tangle.snapshot import Snapshot
 from tangle.transaction import Output, OutputId, Transaction, TxId
 from tangle.validation import NetworkParams, validate_stateless
 
@@ -55,21 +56,44 @@ class Tangle:
 
     def __init__(
         self,
-        genesis: Transaction,
+        base: Transaction | Snapshot,
         params: NetworkParams,
         *,
         max_unsolid: int = DEFAULT_MAX_UNSOLID,
     ) -> None:
-        validate_genesis(genesis, params.network_id)
+        """A tangle starting from a genesis, or from a snapshot of one (§8.5).
+
+        Raises:
+            InvalidGenesis: the genesis breaks §8.1, or the snapshot is of another network.
+        """
+        if isinstance(base, Snapshot):
+            snapshot = base
+            if snapshot.network_id != params.network_id:
+                raise InvalidGenesis(
+                    f"snapshot network id: expected {params.network_id}, got {snapshot.network_id}"
+                )
+        else:
+            validate_genesis(base, params.network_id)
+            snapshot = Snapshot.of_genesis(base)
         if max_unsolid < 0:
             raise ValueError(f"max_unsolid: expected >= 0, got {max_unsolid}")
         self.params = params
-        self.genesis = genesis
-        self._dag = Dag(genesis.id)
-        self._ledger = Ledger(genesis)
-        self._txs: dict[TxId, Transaction] = {genesis.id: genesis}
-        self._verdicts: dict[TxId, Verdict] = {genesis.id: CONSISTENT}
-        self._consistent: dict[TxId, bool] = {genesis.id: True}
+        self.snapshot = snapshot
+        self.roots: tuple[TxId, ...] = snapshot.roots
+        """The genesis, or the snapshot's entry points: confirmed or final by definition."""
+        first = snapshot.entry_points[0].tx
+        self._dag = Dag(first.id)
+        for entry in snapshot.entry_points[1:]:
+            self._dag.add_root(entry.tx.id)
+        self._ledger = Ledger(snapshot)
+        self._txs: dict[TxId, Transaction] = {e.tx.id: e.tx for e in snapshot.entry_points}
+        self._verdicts: dict[TxId, Verdict] = {
+            e.tx.id: CONSISTENT
+            if e.confirmed
+            else Verdict(ConflictReason.PRUNED, "pruned into a snapshot unconfirmed (§8.5)")
+            for e in snapshot.entry_points
+        }
+        self._consistent: dict[TxId, bool] = {e.tx.id: e.confirmed for e in snapshot.entry_points}
         self._max_unsolid = max_unsolid
         self._unsolid: OrderedDict[TxId, Transaction] = OrderedDict()
         self._waiting: dict[TxId, set[TxId]] = {}
@@ -86,6 +110,15 @@ class Tangle:
             return AttachResult(Outcome.DUPLICATE)
         validate_stateless(tx, self.params)
         return self.attach_prevalidated(tx)
+
+    @property
+    def genesis_id(self) -> TxId:
+        return self.snapshot.genesis_id
+
+    def history(self) -> list[Transaction]:
+        """Attached transactions above the roots, in arrival order (what a snapshot splits)."""
+        roots = set(self.roots)
+        return [tx for tx in self if tx.id not in roots]
 
     def attach_prevalidated(self, tx: Transaction) -> AttachResult:
         """Attach or buffer ``tx``, which the caller has already run through §5."""

@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--network-id", help="network id (default: the dev network)")
     node.add_argument("--base-difficulty", type=int, help="PoW base bits (dev default 8)")
     node.add_argument("--faucet-index", type=int, help="dev faucet key to pay from (0..15)")
+    node.add_argument(
+        "--prune-age", type=float, help="seconds of history kept whole (default 3600; 0: off)"
+    )
+    node.add_argument(
+        "--max-transactions", type=int, help="transactions kept at most (default 50000)"
+    )
+    node.add_argument("--prune-interval", type=float, help="seconds between pruning checks")
+    node.add_argument(
+        "--snapshot-from", metavar="URL", help="start an empty node from this peer's snapshot"
+    )
     node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
@@ -191,6 +201,10 @@ def run_node(args: argparse.Namespace) -> int:
                 "network_id": args.network_id,
                 "base_difficulty": args.base_difficulty,
                 "faucet_index": args.faucet_index,
+                "prune_age": args.prune_age,
+                "max_transactions": args.max_transactions,
+                "prune_interval": args.prune_interval,
+                "snapshot_from": args.snapshot_from,
             },
         )
     except ConfigError as exc:

@@ -266,6 +266,10 @@ class Engine:
         )
         return TxMetadata(status, confidence, weight, promote, reattach, reason)
 
+    def confirmations(self) -> dict[TxId, float]:
+        """Every confirmed transaction and when (a copy)."""
+        return dict(self._confirmed)
+
     @property
     def confirmed_count(self) -> int:
         return len(self._confirmed)

@@ -7,7 +7,10 @@ means the rows survive a crash or ``kill -9``; a node acknowledges a transaction
 after that (PROTOCOL §9 says nothing of storage; this is the node's promise).
 
 Rows keep the attach order (``seq``), which is a topological order, so a restart
-replays them into a fresh tangle exactly as they first arrived.
+replays them into a fresh tangle exactly as they first arrived. Confirmations are kept
+too (a restart must not forget them), and so is the snapshot the tangle starts from:
+pruning writes the new snapshot and deletes the rows it replaces in one transaction,
+so a crash leaves either the old state or the new one, never a mix (PROTOCOL §8.5).
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 GROUP_LIMIT = 1000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -32,6 +36,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     raw BLOB NOT NULL,
     arrived REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS confirmed (id BLOB PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -43,6 +48,14 @@ class StorageError(Exception):
 class StoredTransaction:
     raw: bytes
     arrived: float
+
+
+@dataclass(slots=True)
+class _Op:
+    kind: str
+    """``tx``, ``confirm`` or ``prune``."""
+    data: Any
+    done: Future[None] = field(default_factory=Future)
 
 
 class SqliteStore:
@@ -59,13 +72,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from exc
         version = self.get_meta("schema")
-        if version is None:
+        if version is None or version == b"1":  # version 1 lacked only the confirmed table
             self.set_meta("schema", str(SCHEMA_VERSION).encode())
         elif version != str(SCHEMA_VERSION).encode():
             raise StorageError(
                 f"database {path}: expected schema {SCHEMA_VERSION}, got {version.decode()}"
             )
-        self._queue: queue.Queue[tuple[bytes, bytes, float, Future[None]] | None] = queue.Queue()
+        self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self.commits = 0
         self.rows = 0
@@ -85,6 +98,15 @@ class SqliteStore:
         for raw, arrived in cursor:
             yield StoredTransaction(bytes(raw), float(arrived))
 
+    def confirmations(self) -> dict[bytes, float]:
+        """Every stored confirmation: transaction id -> when."""
+        rows = self._db.execute("SELECT id, at FROM confirmed")
+        return {bytes(tx_id): float(at) for tx_id, at in rows}
+
+    def snapshot(self) -> bytes | None:
+        """The encoded snapshot the stored history starts from (None: the genesis)."""
+        return self.get_meta("snapshot")
+
     def count(self) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()
         return int(n)
@@ -98,12 +120,23 @@ class SqliteStore:
 
     def append(self, tx_id: bytes, raw: bytes, arrived: float) -> Future[None]:
         """Queue one row; the future resolves once it is committed (durable)."""
-        done: Future[None] = Future()
+        return self._put(_Op("tx", (tx_id, raw, arrived)))
+
+    def confirm(self, tx_ids: Sequence[bytes], at: float) -> Future[None]:
+        """Record confirmations (rows that are not stored yet are kept all the same)."""
+        return self._put(_Op("confirm", [(tx_id, at) for tx_id in tx_ids]))
+
+    def prune(self, snapshot: bytes, drop: Sequence[bytes]) -> Future[None]:
+        """Replace the snapshot and delete the rows (and confirmations) it replaces, in
+        one transaction, after everything queued before."""
+        return self._put(_Op("prune", (snapshot, drop)))
+
+    def _put(self, op: _Op) -> Future[None]:
         if self._writer is None:
-            done.set_exception(StorageError("the store is not started"))
-            return done
-        self._queue.put((tx_id, raw, arrived, done))
-        return done
+            op.done.set_exception(StorageError("the store is not started"))
+            return op.done
+        self._queue.put(op)
+        return op.done
 
     def _write_loop(self) -> None:
         while True:
@@ -122,25 +155,48 @@ class SqliteStore:
                 group.append(nxt)
             self._commit(group)
 
-    def _commit(self, group: list[tuple[bytes, bytes, float, Future[None]]]) -> None:
+    def _commit(self, group: list[_Op]) -> None:
         try:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO transactions (id, raw, arrived) VALUES (?, ?, ?)",
-                [(tx_id, raw, arrived) for tx_id, raw, arrived, _ in group],
-            )
+            rows: list[tuple[bytes, bytes, float]] = []
+            for op in group:
+                if op.kind == "tx":
+                    rows.append(op.data)
+                    continue
+                self._insert(rows)  # in order: rows queued before a prune go first
+                rows = []
+                self._apply(op)
+            self._insert(rows)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            error = StorageError(f"writing {len(group)} transactions to {self.path}: {exc}")
-            for *_, done in group:
-                done.set_exception(error)
+            error = StorageError(f"writing {len(group)} changes to {self.path}: {exc}")
+            for op in group:
+                op.done.set_exception(error)
             return
         self.commits += 1
-        self.rows += len(group)
-        for *_, done in group:
-            done.set_result(None)
+        self.rows += sum(1 for op in group if op.kind == "tx")
+        for op in group:
+            op.done.set_result(None)
+
+    def _insert(self, rows: list[tuple[bytes, bytes, float]]) -> None:
+        if rows:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO transactions (id, raw, arrived) VALUES (?, ?, ?)", rows
+            )
+
+    def _apply(self, op: _Op) -> None:
+        db = self._db
+        if op.kind == "confirm":
+            db.executemany("INSERT OR IGNORE INTO confirmed (id, at) VALUES (?, ?)", op.data)
+        else:
+            snapshot, drop = op.data
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot', ?)", (snapshot,)
+            )
+            db.executemany("DELETE FROM transactions WHERE id = ?", [(t,) for t in drop])
+            db.executemany("DELETE FROM confirmed WHERE id = ?", [(t,) for t in drop])
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the database."""

@@ -128,6 +128,7 @@ async def info(request: web.Request) -> web.Response:
     for tx_id in node._recent:  # cheap: the recent arrivals
         statuses[engine.status(tx_id)] += 1
     total = len(node.tangle)
+    snapshot = node.tangle.snapshot
     return json_response(
         {
             "name": "tangle",
@@ -148,7 +149,24 @@ async def info(request: web.Request) -> web.Response:
             "uptime_s": round(node.clock() - node.started, 3),
             "throughput_tps": round(node.throughput(), 3),
             "faucet": encode_address(node.faucet.address) if node.config.dev else None,
+            "snapshot": {
+                "id": snapshot.id.hex(),
+                "pruned": snapshot.pruned,
+                "entry_points": len(snapshot.entry_points),
+                "outputs": len(snapshot.outputs),
+            },
         }
+    )
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    """The snapshot this node's tangle starts from (the genesis's, before any pruning)."""
+    node = request.app[NODE]
+    current = node.tangle.snapshot
+    return web.Response(
+        body=current.encode(),
+        content_type="application/octet-stream",
+        headers={"X-Snapshot-Id": current.id.hex(), "X-Snapshot-Pruned": str(current.pruned)},
     )
 
 
@@ -236,7 +254,7 @@ async def statuses(request: web.Request) -> web.Response:
 
 def _output_json(node: Node, oid: OutputId) -> dict[str, Any]:
     output = node.tangle.ledger.output(oid)
-    if output is None or oid.tx_id not in node.tangle:
+    if output is None:
         raise Rejected("not_found", f"output {oid.hex()} is unknown", 404)
     spent_by = node.spent(oid, confirmed_only=False)
     return {
@@ -245,7 +263,7 @@ def _output_json(node: Node, oid: OutputId) -> dict[str, Any]:
         "index": oid.index,
         "address": encode_address(output.address),
         "amount": str(output.amount),
-        "status": node.engine.status(oid.tx_id).name.lower(),
+        "status": node.output_status(oid).name.lower(),
         "spent": spent_by is not None,
         "spent_by": spent_by.hex() if spent_by is not None else None,
         "spent_confirmed": node.spent(oid, confirmed_only=True) is not None,
@@ -421,6 +439,13 @@ def _openapi() -> dict[str, Any]:
             },
             "/api/v1/addresses/{address}": {"get": op("Balances and outputs", 200, 400)},
             "/api/v1/outputs/{id}": {"get": op("One output", 200, 400, 404)},
+            "/api/v1/snapshot": {
+                "get": op(
+                    "The binary snapshot this node starts from (PROTOCOL §8.5), for a new "
+                    "node's --snapshot-from; X-Snapshot-Id names it",
+                    200,
+                )
+            },
             "/api/v1/faucet": {
                 "post": op("Dev networks: {'address', 'amount'}", 201, 400, 404, 409)
             },
@@ -452,6 +477,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get("/api/v1/addresses/{address}", address)
     app.router.add_get("/api/v1/outputs/{id}", output)
     app.router.add_post("/api/v1/faucet", faucet)
+    app.router.add_get("/api/v1/snapshot", snapshot)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/events", events)
     app.router.add_get("/metrics", metrics)

@@ -48,6 +48,17 @@ class NodeConfig:
     """Which of the dev faucet keys this node pays from (0..15)."""
     node_seed: bytes = field(default=b"", repr=False)
     """The node's own key (for consolidation transactions); random when empty."""
+    prune_age: float = 3600.0
+    """Seconds of history kept whole; older confirmed history is pruned into a snapshot
+    (PROTOCOL §8.5). 0 turns pruning off."""
+    max_transactions: int = 50_000
+    """Transactions kept in memory and on disk at most (older confirmed ones are pruned
+    sooner when there are more); bounds memory and disk whatever the traffic."""
+    prune_interval: float = 30.0
+    """Seconds between pruning checks."""
+    snapshot_from: str = ""
+    """A peer's API URL: a node with an empty data dir starts from that peer's snapshot
+    instead of the genesis, and fetches the rest by gossip."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.api_port <= 65535:
@@ -60,6 +71,12 @@ class NodeConfig:
             raise ConfigError(
                 f"faucet_index: expected 0..{DEV_FAUCETS - 1}, got {self.faucet_index}"
             )
+        if self.prune_age < 0 or self.prune_interval <= 0:
+            raise ConfigError("prune_age must be >= 0 and prune_interval positive")
+        if self.max_transactions < 100:
+            raise ConfigError(f"max_transactions: expected >= 100, got {self.max_transactions}")
+        if self.snapshot_from and not self.snapshot_from.startswith(("http://", "https://")):
+            raise ConfigError(f"snapshot_from: expected an http:// URL, got {self.snapshot_from!r}")
         for peer in self.peers:
             if not peer.startswith(("http://", "https://")):
                 raise ConfigError(f"peer: expected an http:// URL, got {peer!r}")
@@ -98,6 +115,9 @@ _ENV = {
     "TANGLE_NETWORK_ID": "network_id",
     "TANGLE_BASE_DIFFICULTY": "base_difficulty",
     "TANGLE_FAUCET_INDEX": "faucet_index",
+    "TANGLE_PRUNE_AGE": "prune_age",
+    "TANGLE_MAX_TRANSACTIONS": "max_transactions",
+    "TANGLE_SNAPSHOT_FROM": "snapshot_from",
 }
 
 

@@ -31,6 +31,7 @@ from tangle.ledger import ConflictReason
 from tangle.net.config import NodeConfig, dev_faucet_key, dev_genesis
 from tangle.net.events import EventLog
 from tangle.signing import Keypair
+from tangle.snapshot import Snapshot, check_descends, decode_snapshot, plan, split
 from tangle.storage import SqliteStore, StorageError
 from tangle.tangle import AttachResult, Tangle, TxStatus
 from tangle.transaction import Output, OutputId, Transaction, TxId, decode
@@ -94,6 +95,9 @@ class Node:
         self.store = SqliteStore(config.db_path)
         self.rng = random.Random(secrets.randbits(64))
         self._by_address: dict[Address, list[OutputId]] = {}
+        self._arrived: dict[TxId, float] = {}
+        """When each transaction above the snapshot arrived (pruning goes by age)."""
+        self.pruned_at: float | None = None
         self._durable: dict[TxId, asyncio.Future[None]] = {}
         self._faucet_lock = asyncio.Lock()
         self._faucet_last: TxId | None = None
@@ -107,8 +111,7 @@ class Node:
         """False while replaying the database: old history is not news."""
         self.on_new: list[Callable[[Transaction], None]] = []
         """Called with each transaction this node admitted fresh (gossip forwards them)."""
-        for tx in self.tangle:
-            self._index(tx)
+        self._index_snapshot()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class Node:
                 f"{self.config.db_path} holds network {stored.hex()}, "
                 f"expected {network.hex()}: use another --data-dir"
             )
+        if self.config.snapshot_from and self.store.count() == 0 and not self.store.snapshot():
+            await self._fetch_snapshot(self.config.snapshot_from)
         replayed = await asyncio.to_thread(self._replay)
         log.info("replayed %d transactions from %s", replayed, self.config.db_path)
         self.store.start()
@@ -131,16 +136,72 @@ class Node:
             asyncio.create_task(self._confirm_loop(), name="confirm"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
         ]
+        if self.config.prune_age > 0:
+            self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
+
+    async def _fetch_snapshot(self, url: str) -> None:
+        """Start from a peer's snapshot: checked against this network's genesis."""
+        import aiohttp
+
+        address = url.rstrip("/") + "/api/v1/snapshot"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+                session.get(address) as response,
+            ):
+                if response.status != 200:
+                    raise StorageError(f"snapshot from {address}: HTTP {response.status}")
+                data = await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StorageError(f"cannot fetch the snapshot from {address}: {exc}") from None
+        try:
+            snapshot = decode_snapshot(data)
+            check_descends(snapshot, self.genesis)
+        except TangleError as exc:
+            raise StorageError(f"the snapshot from {address} is unusable: {exc}") from None
+        self.store.set_meta("snapshot", data)
+        log.info(
+            "starting from the snapshot of %s: id %s, %d transactions pruned, %d entry points",
+            url,
+            snapshot.id.hex(),
+            snapshot.pruned,
+            len(snapshot.entry_points),
+        )
 
     def _replay(self) -> int:
-        count = 0
-        for row in self.store.load():
-            tx = decode(row.raw)
-            result = self.engine.attach(tx, row.arrived, prevalidated=True)
+        stored = self.store.snapshot()
+        snapshot = Snapshot.of_genesis(self.genesis)
+        if stored is not None:
+            snapshot = decode_snapshot(stored)
+            check_descends(snapshot, self.genesis)
+        confirmed = {TxId(k): v for k, v in self.store.confirmations().items()}
+        rows = [(decode(row.raw), row.arrived) for row in self.store.load()]
+        self._rebuild(snapshot, rows, confirmed)
+        return len(rows)
+
+    def _rebuild(
+        self,
+        snapshot: Snapshot,
+        rows: list[tuple[Transaction, float]],
+        confirmed: dict[TxId, float],
+    ) -> None:
+        """A fresh tangle and engine from ``snapshot`` with ``rows`` replayed in order."""
+        live, self.live = self.live, False
+        self.tangle = Tangle(snapshot, self.params)
+        self.engine = Engine(self.tangle, EngineParams(), now=self.clock(), confirmed=confirmed)
+        self._by_address = {}
+        self._arrived = {}
+        self._index_snapshot()
+        for tx, arrived in rows:
+            result = self.engine.attach(tx, arrived, prevalidated=True)
             for tx_id in result.attached:
-                self._index(self.tangle.get(tx_id))
-            count += 1
-        return count
+                self._index(self.tangle.get(tx_id), arrived)
+        self._recent = deque((t for t in self._recent if t in self.tangle), maxlen=256)
+        self.live = live
+
+    def _index_snapshot(self) -> None:
+        for oid, output in self.tangle.snapshot.outputs:
+            self._by_address.setdefault(output.address, []).append(oid)
 
     async def stop(self) -> None:
         """Stop the loops, flush the writer, close the database. Idempotent."""
@@ -195,7 +256,7 @@ class Node:
         result = self.engine.attach(tx, now, prevalidated=True)
         for tx_id in result.attached:
             attached = self.tangle.get(tx_id)
-            self._index(attached)
+            self._index(attached, now)
             self._persist(attached, now)
         return result
 
@@ -239,7 +300,8 @@ class Node:
                 "double_spend", "an input is already spent by a confirmed transaction", 409
             )
 
-    def _index(self, tx: Transaction) -> None:
+    def _index(self, tx: Transaction, arrived: float) -> None:
+        self._arrived[tx.id] = arrived
         for index, output in enumerate(tx.outputs):
             self._by_address.setdefault(output.address, []).append(OutputId(tx.id, index))
         if self.live:
@@ -273,6 +335,8 @@ class Node:
             events.publish("conflicts", {"id": tx.id.hex(), "reason": reason.name.lower()})
 
     def _publish_confirmed(self, newly: list[TxId]) -> None:
+        if newly:
+            self.store.confirm(list(newly), self.clock())  # a restart must not forget
         events = self.events
         for tx_id in newly:
             tx = self.tangle.get(tx_id)
@@ -429,6 +493,87 @@ class Node:
                 continue
             self._publish_confirmed(newly)
 
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.prune_interval)
+            try:
+                await self.prune(self.clock())
+            except StorageError as exc:
+                log.error("pruning failed, history kept: %s", exc)
+
+    async def prune(self, now: float) -> int:
+        """Replace old confirmed history by a snapshot (PROTOCOL §8.5); returns how many
+        transactions left memory and disk.
+
+        Kept whole: everything younger than ``prune_age`` (fewer when more than
+        ``max_transactions`` are held), everything pending, and the tips. Pruned: the
+        confirmed history that all of those saw. Dropped: old side branches that are
+        conflicting or orphaned and that nothing kept approves.
+        """
+        history = self.tangle.history()
+        cutoff = now - self.config.prune_age
+        if len(history) > self.config.max_transactions:
+            newest = history[-(self.config.max_transactions // 2)]
+            cutoff = max(cutoff, self._arrived.get(newest.id, now))
+        if not history or self._arrived.get(history[0].id, now) >= cutoff:
+            return 0
+        engine, window = self.engine, self.engine.window
+        keep: list[TxId] = []
+        for tx in history:
+            status = engine.status(tx.id)
+            if status is TxStatus.CONFIRMED:
+                if self._arrived.get(tx.id, now) >= cutoff:
+                    keep.append(tx.id)
+            elif (
+                status is TxStatus.PENDING
+                and tx.id in window
+                and window.walkable[window.slot(tx.id)]
+            ):
+                keep.append(tx.id)
+        keep += [
+            t for t in self.tangle.consistent_tips() if engine.status(t) is not TxStatus.ORPHANED
+        ]
+        confirmed = engine.confirmations()
+        pruned, in_cones = plan(self.tangle, keep, lambda t: t in confirmed)
+        if not pruned:
+            return 0
+        gone = {tx.id for tx in pruned}
+        cone_ids = {tx.id for tx in in_cones}
+        retained = [
+            tx
+            for tx in history
+            if tx.id not in gone
+            and (
+                tx.id in cone_ids
+                or self._arrived.get(tx.id, now) >= cutoff
+                or engine.status(tx.id) is TxStatus.PENDING
+            )
+        ]
+        kept_ids = {tx.id for tx in retained}
+        dropped = [tx.id for tx in history if tx.id not in kept_ids]
+        snapshot = split(self.tangle.snapshot, pruned, retained, confirmed=lambda t: t in confirmed)
+        if snapshot.supply != self.tangle.supply:
+            raise StorageError(
+                f"a snapshot would hold {snapshot.supply}, not the supply {self.tangle.supply}"
+            )
+        began = time.monotonic()
+        rows = [(tx, self._arrived.get(tx.id, now)) for tx in retained]
+        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t in kept_ids})
+        rebuilt = time.monotonic() - began
+        await asyncio.wrap_future(self.store.prune(snapshot.encode(), dropped))
+        self.pruned_at = now
+        log.info(
+            "pruned %d transactions into snapshot %s (%d entry points, %d outputs); "
+            "kept %d; rebuilt in %.3f s",
+            len(dropped),
+            snapshot.id.hex()[:16],
+            len(snapshot.entry_points),
+            len(snapshot.outputs),
+            len(retained),
+            rebuilt,
+        )
+        return len(dropped)
+
     async def _liveness_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.liveness_interval)
@@ -455,7 +600,7 @@ class Node:
     def _needs_confirmation(self, tx_id: TxId) -> bool:
         """Pending, and not one of this node's own empty transactions (which need no
         confirmation: counting them would make an idle node issue one per second forever)."""
-        if self.engine.status(tx_id) is not TxStatus.PENDING:
+        if tx_id not in self.tangle or self.engine.status(tx_id) is not TxStatus.PENDING:
             return False
         tx = self.tangle.get(tx_id)
         return tx.issuer != self.key.public_key or tx.moves_value or bool(tx.payload)
@@ -467,10 +612,19 @@ class Node:
     # -- queries ---------------------------------------------------------------------------------
 
     def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:
-        return [
-            (oid, self.tangle.ledger.outputs_of(oid.tx_id)[oid.index])
-            for oid in self._by_address.get(address, [])
-        ]
+        ledger = self.tangle.ledger
+        found = []
+        for oid in self._by_address.get(address, []):
+            output = ledger.output(oid)
+            if output is not None:
+                found.append((oid, output))
+        return found
+
+    def output_status(self, output_id: OutputId) -> TxStatus:
+        """The status of the output's creator; a snapshot's outputs are confirmed."""
+        if output_id.tx_id not in self.tangle:
+            return TxStatus.CONFIRMED  # created by history the snapshot replaced
+        return self.engine.status(output_id.tx_id)
 
     def is_live(self, tx_id: TxId) -> bool:
         """Confirmed or pending (not conflicting, not orphaned)."""
@@ -488,10 +642,11 @@ class Node:
         """(confirmed, pending): pending counts unconfirmed, unconflicted payments too."""
         confirmed = pending = 0
         for oid, output in self.outputs_of(address):
-            status = self.engine.status(oid.tx_id)
+            status = self.output_status(oid)
             if status is TxStatus.CONFIRMED and self.spent(oid, confirmed_only=True) is None:
                 confirmed += output.amount
-            if self.is_live(oid.tx_id) and self.spent(oid, confirmed_only=False) is None:
+            live = status in (TxStatus.CONFIRMED, TxStatus.PENDING)
+            if live and self.spent(oid, confirmed_only=False) is None:
                 pending += output.amount
         return confirmed, pending
 

@@ -106,8 +106,17 @@ class Payer:
     async def available(self) -> int:
         return sum(amount for _, amount in await self.coins())
 
-    async def pay(self, payments: Mapping[Address, int], *, payload: bytes = b"") -> Transaction:
+    async def pay(
+        self,
+        payments: Mapping[Address, int],
+        *,
+        payload: bytes = b"",
+        approve: tuple[TxId, ...] = (),
+    ) -> Transaction:
         """Pay every ``address: amount`` in one transaction, change back to this address.
+
+        ``approve``: transactions the payment must see besides its inputs' (a meter
+        reading it pays for).
 
         Raises:
             InsufficientFunds: nothing was issued.
@@ -127,7 +136,7 @@ class Payer:
         outputs = dict(payments)
         if total > needed:
             outputs[self.address] = outputs.get(self.address, 0) + total - needed
-        return await self.issue(chosen, outputs, payload)
+        return await self.issue(chosen, outputs, payload, approve=approve)
 
     async def issue(
         self,

@@ -48,6 +48,11 @@ PARENT_WAIT = 3.0
 (tips taken from another node arrive by gossip within milliseconds)."""
 
 
+PRUNE_AT_LEAST = 10
+"""Prune only when at least 1/10 of the history can go: each pruning rebuilds the tangle
+from what is kept (~40 µs per transaction, on the event loop)."""
+
+
 class Rejected(TangleError):
     """A transaction this node will not admit; ``code`` and ``status`` go to the API."""
 
@@ -551,6 +556,8 @@ class Node:
         ]
         kept_ids = {tx.id for tx in retained}
         dropped = [tx.id for tx in history if tx.id not in kept_ids]
+        if len(dropped) < max(1, len(history) // PRUNE_AT_LEAST):
+            return 0  # a rebuild costs in proportion to what is kept: not worth it yet
         snapshot = split(self.tangle.snapshot, pruned, retained, confirmed=lambda t: t in confirmed)
         if snapshot.supply != self.tangle.supply:
             raise StorageError(

@@ -43,9 +43,9 @@ async def watch_events(
                 async with session.ws_connect(f"{base}?{query}", heartbeat=30) as ws:
                     delay = 0.5
                     async for msg in ws:
-                        if msg.type is not aiohttp.WSMsgType.TEXT:
+                        if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                             break
-                        event = json.loads(msg.data)
+                        event = json.loads(msg.data)  # an event, or a gap: both wake a pass
                         if isinstance(event.get("seq"), int):
                             last = event["seq"]
                         wake.set()

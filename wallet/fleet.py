@@ -8,10 +8,10 @@ is ``amount`` is a header. Every row is checked before anything is paid.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from tangle.address import decode_address, encode_address
 from tangle.errors import AddressError
@@ -41,9 +41,10 @@ class BadFile(UsageError):
         self.problems = problems
 
 
-def file_tag(data: bytes) -> str:
-    """The default key prefix of a file's rows: the same file gives the same keys."""
-    return "file:" + hashlib.blake2b(data, digest_size=8).hexdigest()
+def file_tag(path: str) -> str:
+    """The default key prefix of a file's rows: its name, so running it again, or with
+    rows added, pays no row twice. A new round of top-ups takes a new name or tag."""
+    return "file:" + PurePath(path).name
 
 
 def parse_topup_file(
@@ -57,9 +58,9 @@ def parse_topup_file(
 
     ``devices`` maps fleet names to addresses; ``existing(key)`` gives the recipient and
     amount already recorded under a key, so a key reused for another payment is a bad row.
-    A row without a key gets ``<tag>:<line>`` (``tag`` defaults to :func:`file_tag`).
+    A row without a key gets ``<tag>:<address>`` (``tag`` defaults to :func:`file_tag`).
     """
-    tag = tag or file_tag(data)
+    tag = tag or file_tag(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -80,7 +81,6 @@ def parse_topup_file(
             )
             continue
         who, amount_text = cells[0], cells[1]
-        key = cells[2] if len(cells) == 3 and cells[2] else f"{tag}:{line}"
         if who in devices:
             device: str | None = who
             address = devices[who]
@@ -100,6 +100,7 @@ def parse_topup_file(
         if amount < 1:
             problems.append((line, f"amount {amount} is below 1"))
             continue
+        key = cells[2] if len(cells) == 3 and cells[2] else f"{tag}:{address}"
         if address in seen_address:
             problems.append(
                 (line, f"{who!r} is paid on line {seen_address[address]} too; one row per device")

@@ -155,11 +155,12 @@ def test_topup_file_keys() -> None:
         (1, "pump", ALICE, 10),
         (2, None, BOB, 4),
     ]
-    assert rows[0].key.startswith("file:")
-    assert rows[0].key.endswith(":1")
+    assert rows[0].key == f"file:f.csv:{ALICE}"
     assert rows[1].key == "order-7"
-    again = parse_topup_file(data, "f.csv", {"pump": ALICE}, lambda _k: None)
-    assert [r.key for r in again] == [r.key for r in rows]  # the same file, the same keys
+    again = parse_topup_file(b"# moved\n" + data, "dir/f.csv", {"pump": ALICE}, lambda _k: None)
+    assert [r.key for r in again] == [r.key for r in rows]  # the same name, the same keys
+    tagged = parse_topup_file(data, "f.csv", {"pump": ALICE}, lambda _k: None, "week-2")
+    assert tagged[0].key == f"week-2:{ALICE}"
     with pytest.raises(BadFile, match="key 'order-7' already paid 9"):
         parse_topup_file(data, "f.csv", {"pump": ALICE}, lambda k: (BOB, 9) if k else None)
 

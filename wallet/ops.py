@@ -25,7 +25,7 @@ from wallet.fleet import TopupPlan, plan_topups
 from wallet.keys import derive_keypair
 from wallet.keystore import load_seed, read_keystore
 from wallet.payments import Payer, Solver
-from wallet.state import BUILDING, FAILED, AddressRow, Batch, PaymentRow, WalletState
+from wallet.state import FAILED, AddressRow, Batch, PaymentRow, WalletState
 
 KEYSTORE_FILE = "keystore.json"
 STATE_FILE = "wallet.db"
@@ -195,6 +195,12 @@ class Wallet:
                     f"idempotency key {row.key!r} already names a payment of {before.amount} "
                     f"to {before.recipient}; use a new key for a different payment"
                 )
+            if self.state.batch(batch_id).raw is None:
+                # an earlier run stopped before building anything: nothing can be on the
+                # tangle, so the row is paid as if new
+                self.state.drop_batch(batch_id)
+                fresh.append(row)
+                continue
             old_batches[batch_id] = None
         outcomes = [await self.resume(batch_id) for batch_id in old_batches]
         if not fresh:
@@ -234,13 +240,7 @@ class Wallet:
         does not have it (same inputs, so it can never be paid twice)."""
         batch = self.state.batch(batch_id)
         if batch.raw is None:
-            if batch.status == BUILDING:  # a crash before anything was built
-                self.state.drop_batch(batch_id)
-                raise SendFailed(
-                    "the earlier attempt with this key stopped before building a transaction; "
-                    "it was cleared: run the same command again to pay"
-                )
-            raise SendFailed(f"payment batch {batch_id} is {batch.status}: {batch.note}")
+            raise SendFailed(f"payment batch {batch_id} has no transaction ({batch.status})")
         statuses = await self.client.statuses([TxId(bytes.fromhex(t)) for t in batch.tx_ids])
         found = {k.hex(): v for k, v in statuses.items()}
         for wanted in ("confirmed", "pending"):

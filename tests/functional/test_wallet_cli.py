@@ -18,6 +18,7 @@ from tangle import encode_address
 from tests.functional.framework import NodeProcess, wait_until
 from wallet import cli
 from wallet.client import NodeClient
+from wallet.errors import NodeUnreachable
 from wallet.keys import derive_keypair
 from wallet.payments import Payer
 
@@ -306,3 +307,38 @@ def test_autotopup_daemon_follows_the_event_stream(
     assert "topped up meter: balance 0, paid 400" in err
     assert "topped up meter: balance 50, paid 350" in err
     assert "autotopup: stopped after" in err
+
+
+def test_a_retry_after_a_crash_resends_the_recorded_transaction(
+    spawn: Callable[..., NodeProcess], wallet: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction is recorded before it is submitted: when the submission is lost
+    (the process died, the network dropped), the retry sends that very transaction."""
+    node = spawn()
+    wallet.json(node, "init")
+    wallet.json(node, "faucet", "1000")
+    payee = encode_address(derive_keypair(DEVICE_SEED, 0).address)
+    real_submit = NodeClient.submit
+
+    async def lost(self: NodeClient, tx: Any) -> bool:
+        raise NodeUnreachable(self.url, "connection reset (simulated)")
+
+    monkeypatch.setattr(NodeClient, "submit", lost)
+    before = transactions(node)
+    code, _, err = wallet(node, "send", payee, "400", "--idempotency-key", "invoice-9")
+    assert code == 3
+    assert "connection reset" in err
+    assert transactions(node) == before
+    recorded = wallet.json(node, "history")[0]
+    assert recorded["status"] == "submitted"
+    assert recorded["tx_id"] is not None
+
+    monkeypatch.setattr(NodeClient, "submit", real_submit)
+    retried = wallet.json(node, "send", payee, "400", "--idempotency-key", "invoice-9")
+    assert retried["already_sent"] is True
+    assert retried["tx_id"] == recorded["tx_id"]  # the same transaction, not a new one
+    assert transactions(node) == before + 1
+    assert balance(node, payee)[1] == 400
+    wallet.json(node, "send", payee, "400", "--idempotency-key", "invoice-9")
+    assert transactions(node) == before + 1
+    assert balance(node, payee)[1] == 400

@@ -778,6 +778,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             what = "invalid address: " if isinstance(exc, AddressError) else ""
             print(f"tangle-wallet: {what}{exc}", file=sys.stderr)
         return code
+    except OSError as exc:  # a folder or file the wallet cannot read or write
+        if args.json:
+            print(_error_json(exc, 1))
+        else:
+            print(f"tangle-wallet: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("tangle-wallet: interrupted", file=sys.stderr)
         return 130

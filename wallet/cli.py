@@ -42,7 +42,7 @@ from wallet.keystore import (
     save_keystore,
     write_atomic,
 )
-from wallet.ops import KEYSTORE_FILE, Outcome, Wallet
+from wallet.ops import KEYSTORE_FILE, STATE_FILE, Outcome, Wallet
 from wallet.state import Batch, PaymentRow, Policy, WalletState
 from wallet.uri import PaymentRequest, format_payment_uri, parse_amount, parse_payment_uri
 
@@ -117,10 +117,15 @@ def _create(ctx: Context, seed: bytes) -> Path:
     path = directory / KEYSTORE_FILE
     if path.exists():
         raise UsageError(f"a wallet exists already at {path}; choose another --wallet-dir")
+    if (directory / STATE_FILE).exists():
+        raise UsageError(
+            f"{directory / STATE_FILE} is left from another wallet (its keystore is gone); "
+            "move it away or choose another --wallet-dir"
+        )
     params = kdf_preset(_kdf_name(ctx.args))
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     save_keystore(path, seed, password(confirm=True), params)
-    state = WalletState(directory / "wallet.db")
+    state = WalletState(directory / STATE_FILE)
     state.add_address(0, encode_address(derive_keypair(seed, 0).address), "primary")
     state.close()
     return path

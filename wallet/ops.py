@@ -94,8 +94,10 @@ class Wallet:
     @property
     def state(self) -> WalletState:
         if self._state is None:
-            read_keystore(self.keystore_path)  # a clear error when there is no wallet here
+            doc = read_keystore(self.keystore_path)  # a clear error when there is no wallet
             self._state = WalletState(self.directory / STATE_FILE)
+            if not self._state.addresses() and isinstance(doc.get("primary"), str):
+                self._state.add_address(0, doc["primary"], "primary")  # state file lost
         return self._state
 
     @property

@@ -342,3 +342,24 @@ def test_a_retry_after_a_crash_resends_the_recorded_transaction(
     wallet.json(node, "send", payee, "400", "--idempotency-key", "invoice-9")
     assert transactions(node) == before + 1
     assert balance(node, payee)[1] == 400
+
+
+def test_a_large_fleet_file_is_chunked(
+    spawn: Callable[..., NodeProcess], wallet: Cli, tmp_path: Path
+) -> None:
+    """130 rows: 126 recipients in one transaction (one output left for the change), 4 in
+    a second; the state file lost is rebuilt from the keystore's primary address."""
+    node = spawn()
+    wallet.json(node, "init")
+    wallet.json(node, "faucet", "100000")
+    addresses = [encode_address(derive_keypair(DEVICE_SEED, 200 + i).address) for i in range(130)]
+    big = write(tmp_path / "big.csv", "".join(f"{a},{i + 1}\n" for i, a in enumerate(addresses)))
+    before = transactions(node)
+    paid = wallet.json(node, "topup", "--file", str(big))
+    assert [len(b["payments"]) for b in paid] == [126, 4]
+    assert transactions(node) == before + 2
+    assert balance(node, addresses[-1])[1] == 130
+    assert wallet.json(node, "topup", "--file", str(big))[0]["already_sent"] is True
+    assert transactions(node) == before + 2
+    (wallet.directory / "wallet.db").unlink()
+    assert wallet.json(node, "balance")["total"]["pending"] == 100000 - sum(range(1, 131))

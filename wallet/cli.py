@@ -283,6 +283,7 @@ def _batch_json(batch: Batch) -> dict[str, Any]:
             for p in batch.payments
         ],
         "tx_ids": list(batch.tx_ids),
+        "promotions": list(batch.promotions),
     }
 
 

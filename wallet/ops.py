@@ -249,7 +249,7 @@ class Wallet:
             for tx_id in batch.tx_ids:
                 if found.get(tx_id) == wanted:
                     if batch.tx_id != tx_id:
-                        self.state.record_tx(batch_id, tx_id, batch.raw, "seen")
+                        self.state.set_current(batch_id, tx_id)
                     self.state.set_status(batch_id, wanted)
                     return Outcome(self.state.batch(batch_id), reused=True, status=wanted)
         if batch.tx_id is not None and found.get(batch.tx_id) == "conflicting":
@@ -300,7 +300,7 @@ class Wallet:
                 )
                 if "confirmed" in others.values():
                     winner = next(t for t, s in others.items() if s == "confirmed")
-                    self.state.record_tx(batch_id, winner.hex(), batch.raw, "seen")
+                    self.state.set_current(batch_id, winner.hex())
                     continue
                 self.state.set_status(batch_id, "conflicting", str(meta.get("conflict_reason")))
                 raise SendFailed(f"transaction {batch.tx_id} lost a double spend: not paid")

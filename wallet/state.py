@@ -81,6 +81,9 @@ class Batch:
     created: float
     payments: tuple[PaymentRow, ...]
     tx_ids: tuple[str, ...]
+    """Every id of this payment: the first, resubmissions and reattachments (same inputs)."""
+    promotions: tuple[str, ...] = ()
+    """Empty transactions issued to approve it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,13 @@ class WalletState:
                 (batch_id, tx_id, kind, now),
             )
 
+    def set_current(self, batch_id: int, tx_id: str) -> None:
+        """Another id of the batch (an earlier one that confirmed after all) is the one."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET tx_id=?, updated=? WHERE id=?", (tx_id, time.time(), batch_id)
+            )
+
     def set_status(self, batch_id: int, status: str, note: str | None = None) -> None:
         with self.transaction() as db:
             db.execute(
@@ -221,13 +231,14 @@ class WalletState:
                 (batch_id,),
             )
         )
-        tx_ids = tuple(
-            t
-            for (t,) in self.db.execute(
-                "SELECT tx_id FROM batch_txs WHERE batch_id=? ORDER BY created, rowid",
+        issued = list(
+            self.db.execute(
+                "SELECT tx_id, kind FROM batch_txs WHERE batch_id=? ORDER BY created, rowid",
                 (batch_id,),
             )
         )
+        tx_ids = tuple(t for t, kind in issued if kind != "promote")
+        promotions = tuple(t for t, kind in issued if kind == "promote")
         return Batch(
             id=row[0],
             kind=row[1],
@@ -239,6 +250,7 @@ class WalletState:
             created=row[7],
             payments=payments,
             tx_ids=tx_ids,
+            promotions=promotions,
         )
 
     def batches(self, limit: int | None = None) -> list[Batch]:

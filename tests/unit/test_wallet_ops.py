@@ -95,7 +95,8 @@ async def test_wait_promotes_then_reattaches_under_the_same_key(tmp_path: Path) 
         batch = wallet.state.batch(outcome.batch.id)
         assert batch.tx_id == reattached.id.hex()
         assert batch.status == "confirmed"
-        assert batch.tx_ids == (original.id.hex(), promotion.id.hex(), reattached.id.hex())
+        assert batch.tx_ids == (original.id.hex(), reattached.id.hex())
+        assert batch.promotions == (promotion.id.hex(),)
         found = wallet.state.payment_by_key("k-1")
         assert found is not None
         assert found[1] == outcome.batch.id

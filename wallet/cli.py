@@ -371,8 +371,12 @@ async def _wait_all(ctx: Context, outcomes: list[Outcome]) -> list[Outcome]:
     timeout = ctx.args.timeout
     started = time.monotonic()
 
+    shown: list[tuple[Any, ...]] = []
+
     def progress(tx_id: str, meta: dict[str, Any]) -> None:
-        if not ctx.json:
+        seen = (tx_id, meta["status"], round(meta["confidence"], 2), meta["cumulative_weight"])
+        if not ctx.json and (not shown or shown[-1] != seen):  # a line when something moved
+            shown.append(seen)
             ctx.err(
                 f"  {tx_id[:16]} {meta['status']:<10} confidence {meta['confidence']:.2f} "
                 f"weight {meta['cumulative_weight']} ({time.monotonic() - started:.0f} s)"

@@ -3,15 +3,20 @@ under the same key; the CLI's password prompt (no real node here)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tangle.address import encode_address
 from tangle.transaction import OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams
 from wallet import cli
+from wallet.autotopup import watch_events
 from wallet.client import AddressInfo, OutputInfo
 from wallet.keys import derive_keypair
 from wallet.keystore import KDF_PRESETS, save_keystore
@@ -131,3 +136,47 @@ def test_init_asks_for_the_password_twice(
     code = cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum"])
     assert code == 2
     assert "a wallet exists already" in capsys.readouterr().err
+
+
+async def test_the_event_watcher_reconnects_with_since() -> None:
+    """A dropped stream is reopened with since=<last seq seen>; every event wakes a pass."""
+    queries: list[dict[str, str]] = []
+    reconnected = asyncio.Event()
+
+    async def events(request: web.Request) -> web.WebSocketResponse:
+        queries.append(dict(request.query))
+        if len(queries) == 2:
+            reconnected.set()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        seq = 5 if len(queries) == 1 else 6
+        await ws.send_bytes(json.dumps({"seq": seq, "topic": "address:x", "data": {}}).encode())
+        if len(queries) == 1:
+            await ws.close()  # the node went away
+        else:
+            await ws.receive()  # until the watcher stops
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/v1/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    wake = asyncio.Event()
+    logged: list[str] = []
+    watcher = asyncio.create_task(
+        watch_events(f"http://127.0.0.1:{port}", ["address:x"], wake, logged.append)
+    )
+    try:
+        async with asyncio.timeout(10):
+            await reconnected.wait()
+            await wake.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await runner.cleanup()
+    assert queries[0] == {"topics": "address:x"}
+    assert queries[1] == {"topics": "address:x", "since": "5"}

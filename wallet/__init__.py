@@ -1,7 +1,9 @@
-"""The wallet: keys, payments and the ``tangle-wallet`` command.
+"""The wallet: keys, payments and the ``tangle-wallet`` command (docs/WALLET.md).
 
-So far it checks addresses; the keystore, payments and fleet top-ups build on the
-core's ``tangle.builder`` and arrive with the wallet work.
+``keystore`` keeps the seed encrypted, ``keys`` derives addresses from it, ``state`` keeps
+addresses, payments with their idempotency keys and the fleet in SQLite, ``payments``
+pays from one address, ``ops`` joins them for the command in ``cli``; ``fleet``,
+``uri`` and ``autotopup`` serve the fleet commands and payment requests.
 """
 
 __all__: list[str] = []

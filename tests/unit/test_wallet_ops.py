@@ -1,0 +1,182 @@
+"""The wallet's payment logic against a scripted node: --wait promotes and reattaches
+under the same key; the CLI's password prompt (no real node here)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tangle.address import encode_address
+from tangle.transaction import OutputId, Transaction, TxId, decode
+from tangle.validation import NetworkParams
+from wallet import cli
+from wallet.autotopup import watch_events
+from wallet.client import AddressInfo, OutputInfo
+from wallet.keys import derive_keypair
+from wallet.keystore import KDF_PRESETS, save_keystore
+from wallet.ops import RecordingClient, Wallet
+from wallet.state import PaymentRow, WalletState
+
+SEED = bytes(range(32))
+ME = derive_keypair(SEED, 0)
+PAYEE = encode_address(derive_keypair(SEED, 5).address)
+FUNDING = TxId(bytes([7]) * 32)
+
+
+class ScriptedNode(RecordingClient):
+    """Answers like a node: one coin of 1000 at the wallet's address; each transaction's
+    status comes from ``script`` (a list per submission order), then ``confirmed``."""
+
+    def __init__(self, script: list[list[dict[str, Any]]]) -> None:
+        super().__init__("http://scripted")
+        self.script = script
+        self.submitted: list[Transaction] = []
+        self.answers: dict[TxId, list[dict[str, Any]]] = {}
+
+    async def params(self) -> NetworkParams:
+        return NetworkParams(network_id=1, base_difficulty=1)
+
+    async def tips(self, approve: Any = ()) -> tuple[TxId, TxId]:
+        return FUNDING, FUNDING
+
+    async def address(self, address: Any) -> AddressInfo:
+        coin = OutputInfo(OutputId(FUNDING, 0), address, 1000, "confirmed", False, None, False)
+        return AddressInfo(address, 1000, 1000, (coin,))
+
+    async def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        assert (method, path) == ("POST", "/api/v1/transactions")
+        tx = decode(bytes.fromhex(kw["json"]["raw"]))
+        self.submitted.append(tx)
+        self.answers[tx.id] = self.script.pop(0) if self.script else []
+        return 201, {}
+
+    async def transaction(self, tx_id: TxId) -> dict[str, Any]:
+        left = self.answers[tx_id]
+        meta = left.pop(0) if len(left) > 1 else (left[0] if left else {"status": "confirmed"})
+        return {"metadata": {"confidence": 0.0, "cumulative_weight": 1, **meta}}
+
+    async def statuses(self, ids: Any) -> dict[TxId, str | None]:
+        return {i: "pending" if i in self.answers else None for i in ids}
+
+
+def make_wallet(tmp_path: Path, node: ScriptedNode) -> Wallet:
+    save_keystore(tmp_path / "keystore.json", SEED, "pw", KDF_PRESETS["minimum"])
+    state = WalletState(tmp_path / "wallet.db")
+    state.add_address(0, encode_address(ME.address), "primary")
+    state.close()
+    wallet = Wallet(tmp_path, "http://scripted", lambda: "pw")
+    wallet._client = node
+    return wallet
+
+
+async def test_wait_promotes_then_reattaches_under_the_same_key(tmp_path: Path) -> None:
+    pending = {"status": "pending", "should_promote": False, "should_reattach": False}
+    node = ScriptedNode(
+        [
+            [pending, {**pending, "should_promote": True}, {"status": "orphaned"}],
+            [],  # the promotion
+            [pending, {"status": "confirmed"}],  # the reattachment
+        ]
+    )
+    wallet = make_wallet(tmp_path, node)
+    try:
+        (outcome,) = await wallet.pay_rows("send", [PaymentRow("k-1", PAYEE, 300)])
+        first = outcome.batch.tx_id
+        seen: list[str] = []
+        status = await wallet.wait(outcome.batch.id, 10, lambda _t, m: seen.append(m["status"]), 0)
+        assert status == "confirmed"
+        original, promotion, reattached = node.submitted
+        assert first == original.id.hex()
+        assert promotion.inputs == ()
+        assert reattached.inputs == original.inputs  # the same coins: only one can confirm
+        assert reattached.outputs == original.outputs
+        assert reattached.id != original.id
+        batch = wallet.state.batch(outcome.batch.id)
+        assert batch.tx_id == reattached.id.hex()
+        assert batch.status == "confirmed"
+        assert batch.tx_ids == (original.id.hex(), reattached.id.hex())
+        assert batch.promotions == (promotion.id.hex(),)
+        found = wallet.state.payment_by_key("k-1")
+        assert found is not None
+        assert found[1] == outcome.batch.id
+        assert seen == ["pending", "pending", "orphaned", "pending", "confirmed"]
+        # the same key again: reported, nothing submitted
+        (again,) = await wallet.pay_rows("send", [PaymentRow("k-1", PAYEE, 300)])
+        assert again.reused
+        assert len(node.submitted) == 3
+    finally:
+        await wallet.close()
+
+
+def test_init_asks_for_the_password_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TANGLE_WALLET_PASSWORD", raising=False)
+    answers = iter(["one", "two"])
+    monkeypatch.setattr(cli.getpass, "getpass", lambda _prompt: next(answers))
+    directory = tmp_path / "w"
+    code = cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum"])
+    assert code == 2
+    assert "the two passwords differ; nothing was written" in capsys.readouterr().err
+    assert not (directory / "keystore.json").exists()
+
+    answers = iter(["same", "same", "wrong"])
+    assert cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("tgl-seed:") == 1  # the backup line, once
+    code = cli.main(["--wallet-dir", str(directory), "address", "--new"])
+    assert code == 7
+    assert "wrong password for keystore" in capsys.readouterr().err
+    code = cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum"])
+    assert code == 2
+    assert "a wallet exists already" in capsys.readouterr().err
+
+
+async def test_the_event_watcher_reconnects_with_since() -> None:
+    """A dropped stream is reopened with since=<last seq seen>; every event wakes a pass."""
+    queries: list[dict[str, str]] = []
+    reconnected = asyncio.Event()
+
+    async def events(request: web.Request) -> web.WebSocketResponse:
+        queries.append(dict(request.query))
+        if len(queries) == 2:
+            reconnected.set()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        seq = 5 if len(queries) == 1 else 6
+        await ws.send_bytes(json.dumps({"seq": seq, "topic": "address:x", "data": {}}).encode())
+        if len(queries) == 1:
+            await ws.close()  # the node went away
+        else:
+            await ws.receive()  # until the watcher stops
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/v1/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    wake = asyncio.Event()
+    logged: list[str] = []
+    watcher = asyncio.create_task(
+        watch_events(f"http://127.0.0.1:{port}", ["address:x"], wake, logged.append)
+    )
+    try:
+        async with asyncio.timeout(10):
+            await reconnected.wait()
+            await wake.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await runner.cleanup()
+    assert queries[0] == {"topics": "address:x"}
+    assert queries[1] == {"topics": "address:x", "since": "5"}

@@ -29,6 +29,8 @@ from tangle.address import decode_address, encode_address
 from tangle.errors import AddressError
 from tangle.transaction import TxId
 from wallet.autotopup import run_daemon
+from wallet.cli_pay import add_arguments as add_meter_arguments
+from wallet.cli_pay import cmd_pay_meter
 from wallet.errors import NodeError, UsageError, WalletError
 from wallet.fleet import parse_topup_file
 from wallet.keys import derive_keypair
@@ -618,6 +620,15 @@ def register(commands: Any) -> None:
 
     check = add("check-address", cmd_check_address, "verify an address's checksum")
     check.add_argument("address", help="a tgl1… address")
+
+    meter = add("pay-meter", cmd_pay_meter, "pay a seller per kWh as meter readings arrive")
+    meter.description = (
+        "Read cumulative meter readings (Wh), one a line: 'WH' or '2026-11-22T10:00:00Z,WH'. "
+        "Each time EVERY whole kWh are complete, post the reading as a data transaction and "
+        "pay units × price, referencing it. The first reading is the baseline unless "
+        "--start-wh is given."
+    )
+    add_meter_arguments(meter)
 
     for name, handler, what in (
         ("init", cmd_init, "create a new wallet and show its backup line"),

@@ -20,23 +20,15 @@ from typing import IO, Any
 from tangle.address import decode_address, encode_address
 from tangle.errors import TangleError
 from tangle.signing import SEED_SIZE
-from wallet.client import DEFAULT_NODE, NodeClient
-from wallet.errors import UsageError, WalletError
+from wallet.client import NodeClient
+from wallet.errors import UsageError
 from wallet.keys import derive_keypair
 from wallet.meter import MeterError, MeterPayer, MeterPayment
 from wallet.payments import Payer
 
 
-def register(subparsers: Any) -> None:
-    """Add ``pay-meter`` to ``subparsers`` (what ``add_subparsers`` returned)."""
-    cmd = subparsers.add_parser(
-        "pay-meter",
-        help="pay a seller per kWh as cumulative meter readings arrive",
-        description="Read cumulative meter readings (Wh), one a line: 'WH' or "
-        "'2026-11-22T10:00:00Z,WH'. Each time EVERY whole kWh complete, post the reading "
-        "as a data transaction and pay units × price, referencing it. The first reading is "
-        "the baseline unless --start-wh is given.",
-    )
+def add_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The ``pay-meter`` options (``--node`` and ``--json`` are the wallet's own)."""
     cmd.add_argument("--to", required=True, metavar="ADDRESS", help="the seller's tgl1… address")
     cmd.add_argument(
         "--price-per-kwh",
@@ -51,21 +43,12 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("--every", type=int, default=1, metavar="N", help="pay every N kWh (1)")
     cmd.add_argument("--meter-id", default="meter", help="the meter's name in each reading")
     cmd.add_argument("--start-wh", type=int, default=None, help="Wh already paid for")
-    cmd.add_argument("--node", default=DEFAULT_NODE, metavar="URL", help="node API URL")
     cmd.add_argument(
         "--key-file",
-        required=True,
         type=Path,
         metavar="F",
-        help="file holding the paying wallet's 32-byte seed in hex (key 0 pays)",
+        help="pay with key 0 of the 32-byte hex seed in F instead of the wallet's primary",
     )
-    cmd.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print one JSON object per payment",
-    )
-    cmd.set_defaults(handler=pay_meter)
 
 
 def parse_line(text: str, lineno: int) -> tuple[int, int | None] | None:
@@ -131,38 +114,34 @@ def _describe(payment: MeterPayment, as_json: bool) -> str:
     )
 
 
-async def _run(args: argparse.Namespace, source: IO[str], out: Callable[[str], None]) -> int:
+async def _pay(
+    payer: Payer, args: argparse.Namespace, source: IO[str], out: Callable[[str], None]
+) -> int:
     try:
         seller = decode_address(args.to.strip())
     except TangleError as exc:
         raise UsageError(f"--to: {exc}") from None
-    keypair = derive_keypair(_load_seed(args.key_file), 0)
     as_json = bool(getattr(args, "json", False))
-    async with NodeClient(args.node) as client:
-        payer = Payer(client, keypair)
+    meter = MeterPayer(
+        payer=payer,
+        seller=seller,
+        price_per_kwh=args.price_per_kwh,
+        meter_id=args.meter_id,
+        every=args.every,
+        paid_wh=args.start_wh,
+    )
+    lineno = 0
+    while line := await asyncio.to_thread(source.readline):
+        lineno += 1
+        parsed = parse_line(line, lineno)
+        if parsed is None:
+            continue
         try:
-            meter = MeterPayer(
-                payer=payer,
-                seller=seller,
-                price_per_kwh=args.price_per_kwh,
-                meter_id=args.meter_id,
-                every=args.every,
-                paid_wh=args.start_wh,
-            )
-            lineno = 0
-            while line := await asyncio.to_thread(source.readline):
-                lineno += 1
-                parsed = parse_line(line, lineno)
-                if parsed is None:
-                    continue
-                try:
-                    payment = await meter.feed(*parsed)
-                except MeterError as exc:
-                    raise UsageError(f"line {lineno}: {exc}") from None
-                if payment is not None:
-                    out(_describe(payment, as_json))
-        finally:
-            payer.solver.close()
+            payment = await meter.feed(*parsed)
+        except MeterError as exc:
+            raise UsageError(f"line {lineno}: {exc}") from None
+        if payment is not None:
+            out(_describe(payment, as_json))
     if as_json:
         out(json.dumps({"event": "end", "lines": lineno, "carried_wh": meter.carried_wh}))
     else:
@@ -170,17 +149,34 @@ async def _run(args: argparse.Namespace, source: IO[str], out: Callable[[str], N
     return 0
 
 
-def pay_meter(args: argparse.Namespace) -> int:
-    """The ``pay-meter`` handler: exit 0 at the end of the readings."""
-    try:
-        if args.source == "-":
-            return asyncio.run(_run(args, sys.stdin, print))
+async def cmd_pay_meter(ctx: Any) -> int:
+    """The ``pay-meter`` handler (``ctx`` is the wallet CLI's context): exit 0 at the end
+    of the readings; a bad line raises :class:`UsageError` naming it, after paying for
+    the lines before it."""
+    args = ctx.args
+
+    def out(line: str) -> None:
+        ctx.out(line)
+        sys.stdout.flush()  # a line per payment, as it happens, even into a pipe
+
+    if args.source == "-":
+        source: IO[str] = sys.stdin
+    else:
         try:
-            source = open(args.source, encoding="utf-8")  # noqa: SIM115 - closed below
+            source = await asyncio.to_thread(open, args.source, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--source {args.source}: {exc.strerror or exc}") from None
-        with source:
-            return asyncio.run(_run(args, source, lambda s: print(s, flush=True)))
-    except WalletError as exc:
-        print(f"tangle-wallet pay-meter: {exc}", file=sys.stderr)
-        return exc.exit_code
+    try:
+        if args.key_file is None:
+            wallet = ctx.wallet
+            return await _pay(wallet.payer(wallet.primary().index), args, source, out)
+        keypair = derive_keypair(_load_seed(args.key_file), 0)
+        async with NodeClient(args.node) as client:
+            payer = Payer(client, keypair)
+            try:
+                return await _pay(payer, args, source, out)
+            finally:
+                payer.solver.close()
+    finally:
+        if source is not sys.stdin:
+            source.close()

@@ -4,7 +4,6 @@ verifier, refused readings, and the ``pay-meter`` command."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import pytest
 
 from tangle.address import encode_address
 from tests.functional.framework import NodeProcess
-from wallet import cli_pay
+from wallet import cli
 from wallet.client import NodeClient
 from wallet.keys import derive_keypair
 from wallet.meter import (
@@ -115,12 +114,6 @@ async def test_verifier_refuses_an_underpaying_note(spawn: Callable[..., NodePro
         payer.solver.close()
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tangle-wallet")
-    cli_pay.register(parser.add_subparsers(dest="command"))
-    return parser
-
-
 def test_pay_meter_command(
     spawn: Callable[..., NodeProcess], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -140,10 +133,8 @@ def test_pay_meter_command(
     )
     common = ["--to", encode_address(seller.address), "--node", node.api, "--key-file"]
     priced = [*common, str(key_file), "--price-per-kwh", "3"]
-    args = _parser().parse_args(
-        ["pay-meter", *priced, "--source", str(readings), "--every", "2", "--json"]
-    )
-    assert args.handler(args) == 0
+    code = cli.main(["pay-meter", *priced, "--source", str(readings), "--every", "2", "--json"])
+    assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["event"], e.get("kwh"), e.get("amount")) for e in lines] == [
         ("payment", 3, "9"),  # 12345 → 15999: 3 whole kWh (≥ every 2) paid, 654 Wh carried
@@ -155,10 +146,10 @@ def test_pay_meter_command(
 
     bad = tmp_path / "bad.csv"
     bad.write_text("100\n1200\n1100\n5000\n")
-    args = _parser().parse_args(
+    code = cli.main(
         ["pay-meter", *common, str(key_file), "--price-per-kwh", "3", "--source", str(bad)]
     )
-    assert args.handler(args) == 2
+    assert code == 2
     out, err = capsys.readouterr()
     assert re.search(r"^paid 3 for 1 kWh \(100–1100 Wh", out, re.M)
     assert "line 3: reading went backwards: 1100 Wh after 1200 Wh" in err
@@ -169,8 +160,8 @@ def test_pay_meter_command(
 
     garbled = tmp_path / "garbled.csv"
     garbled.write_text("100\n2026-13-01T00:00:00Z,900\n")
-    args = _parser().parse_args(
+    code = cli.main(
         ["pay-meter", *common, str(key_file), "--price-per-kwh", "3", "--source", str(garbled)]
     )
-    assert args.handler(args) == 2
+    assert code == 2
     assert "line 2: bad timestamp '2026-13-01T00:00:00Z'" in capsys.readouterr().err

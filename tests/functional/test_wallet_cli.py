@@ -363,3 +363,22 @@ def test_a_large_fleet_file_is_chunked(
     assert transactions(node) == before + 2
     (wallet.directory / "wallet.db").unlink()
     assert wallet.json(node, "balance")["total"]["pending"] == 100000 - sum(range(1, 131))
+
+
+def test_pay_meter_from_the_wallet(
+    spawn: Callable[..., NodeProcess], wallet: Cli, tmp_path: Path
+) -> None:
+    """``pay-meter`` pays from the wallet's primary address when no key file is given."""
+    node = spawn()
+    wallet.json(node, "init")
+    wallet.json(node, "faucet", "100")
+    readings = tmp_path / "meter.txt"
+    readings.write_text("1000\n2500\n3100\n")
+    code, out, err = wallet(
+        node, "pay-meter", "--to", SINK, "--price-per-kwh", "7", "--source", str(readings)
+    )
+    assert code == 0, err
+    assert "paid 7 for 1 kWh" in out  # 1000 → 2500: 1 kWh, 500 Wh carried
+    assert "paid 7 for 1 kWh" in out.splitlines()[1]  # → 3100: 1 more kWh, 100 Wh carried
+    assert "100 Wh carried" in out
+    assert balance(node, SINK)[1] == 14

@@ -19,7 +19,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,7 @@ class StoredTransaction:
 @dataclass(slots=True)
 class _Op:
     kind: str
-    """``tx``, ``confirm`` or ``prune``."""
+    """``txs``, ``confirm`` or ``prune``."""
     data: Any
     done: Future[None] = field(default_factory=Future)
 
@@ -82,6 +82,9 @@ class SqliteStore:
         self._writer: threading.Thread | None = None
         self.commits = 0
         self.rows = 0
+        self.on_commit: Callable[[list[bytes], StorageError | None], None] | None = None
+        """Called from the writer thread once per group with the ids of the rows it held
+        (and the error when the commit failed): one wake-up per group, not per row."""
 
     # -- before the writer starts ------------------------------------------------------
 
@@ -120,7 +123,11 @@ class SqliteStore:
 
     def append(self, tx_id: bytes, raw: bytes, arrived: float) -> Future[None]:
         """Queue one row; the future resolves once it is committed (durable)."""
-        return self._put(_Op("tx", (tx_id, raw, arrived)))
+        return self._put(_Op("txs", [(tx_id, raw, arrived)]))
+
+    def append_many(self, rows: list[tuple[bytes, bytes, float]]) -> Future[None]:
+        """Queue rows (id, raw, arrived) in one hand-over to the writer."""
+        return self._put(_Op("txs", rows))
 
     def confirm(self, tx_ids: Sequence[bytes], at: float) -> Future[None]:
         """Record confirmations (rows that are not stored yet are kept all the same)."""
@@ -160,8 +167,8 @@ class SqliteStore:
             self._db.execute("BEGIN")
             rows: list[tuple[bytes, bytes, float]] = []
             for op in group:
-                if op.kind == "tx":
-                    rows.append(op.data)
+                if op.kind == "txs":
+                    rows.extend(op.data)
                     continue
                 self._insert(rows)  # in order: rows queued before a prune go first
                 rows = []
@@ -174,11 +181,17 @@ class SqliteStore:
             error = StorageError(f"writing {len(group)} changes to {self.path}: {exc}")
             for op in group:
                 op.done.set_exception(error)
+            self._notify(group, error)
             return
         self.commits += 1
-        self.rows += sum(1 for op in group if op.kind == "tx")
+        self.rows += sum(len(op.data) for op in group if op.kind == "txs")
         for op in group:
             op.done.set_result(None)
+        self._notify(group, None)
+
+    def _notify(self, group: list[_Op], error: StorageError | None) -> None:
+        if self.on_commit is not None:
+            self.on_commit([row[0] for op in group if op.kind == "txs" for row in op.data], error)
 
     def _insert(self, rows: list[tuple[bytes, bytes, float]]) -> None:
         if rows:

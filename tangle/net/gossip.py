@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 OUTBOX = 20_000
 INGEST = 50_000
-BATCH = 512
+BATCH = 256
+VALIDATED_BATCHES = 4
+"""Validated batches waiting to be attached: enough to keep both stages busy."""
 MAX_PEERS = 16
 MAX_ATTEMPTS = 5
 RETRY_AFTER = 1.0
@@ -86,6 +88,9 @@ class Gossip:
         self.peers: dict[bytes, Peer] = {}
         self.known_urls: set[str] = set(node.config.peers)
         self._ingest: asyncio.Queue[tuple[Transaction, Peer]] = asyncio.Queue(INGEST)
+        self._validated: asyncio.Queue[list[tuple[tuple[Transaction, Peer], str | None]]] = (
+            asyncio.Queue(VALIDATED_BATCHES)
+        )
         self._requested: dict[TxId, tuple[int, float]] = {}
         self._queued: set[TxId] = set()
         """Ids in the ingest queue: a copy arriving meanwhile (direct and forwarded, or an
@@ -101,7 +106,8 @@ class Gossip:
     def start(self, api: str) -> None:
         self.api = api
         self._session = aiohttp.ClientSession()
-        self._spawn(self._ingest_loop())
+        self._spawn(self._validate_loop())
+        self._spawn(self._accept_loop())
         self._spawn(self._housekeeping())
         for url in self.node.config.peers:
             self._spawn(self._dial_loop(url))
@@ -266,13 +272,20 @@ class Gossip:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    async def _ingest_loop(self) -> None:
+    async def _validate_loop(self) -> None:
+        """Stage 1: signatures and work, a batch at a time on a thread (libsodium releases
+        the GIL), while stage 2 attaches the previous batch on the loop."""
         while True:
             batch = [await self._ingest.get()]
             while len(batch) < BATCH and not self._ingest.empty():
                 batch.append(self._ingest.get_nowait())
             verdicts = await asyncio.to_thread(self._validate, [tx for tx, _ in batch])
-            for (tx, peer), problem in zip(batch, verdicts, strict=True):
+            await self._validated.put(list(zip(batch, verdicts, strict=True)))
+
+    async def _accept_loop(self) -> None:
+        """Stage 2: attach, forward, ask for missing parents."""
+        while True:
+            for (tx, peer), problem in await self._validated.get():
                 self._queued.discard(tx.id)
                 if problem is not None:
                     log.warning(

@@ -103,7 +103,10 @@ class Node:
         self._arrived: dict[TxId, float] = {}
         """When each transaction above the snapshot arrived (pruning goes by age)."""
         self.pruned_at: float | None = None
-        self._durable: dict[TxId, asyncio.Future[None]] = {}
+        self._uncommitted: set[TxId] = set()
+        """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
+        self._waiters: dict[TxId, asyncio.Future[None]] = {}
+        self._unwritten: list[tuple[bytes, bytes, float]] = []
         self._faucet_lock = asyncio.Lock()
         self._faucet_last: TxId | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -135,6 +138,12 @@ class Node:
             await self._fetch_snapshot(self.config.snapshot_from)
         replayed = await asyncio.to_thread(self._replay)
         log.info("replayed %d transactions from %s", replayed, self.config.db_path)
+        loop = asyncio.get_running_loop()
+
+        def on_commit(ids: list[bytes], error: StorageError | None) -> None:
+            loop.call_soon_threadsafe(self._committed, ids, error)
+
+        self.store.on_commit = on_commit
         self.store.start()
         self.live = True
         self._tasks = [
@@ -331,7 +340,7 @@ class Node:
                 {
                     "event": "received",
                     "id": tx.id.hex(),
-                    "output_id": OutputId(tx.id, index).hex(),
+                    "output_id": f"{tx.id.hex()}{index:04x}",  # OutputId.hex(), cheaper
                     "amount": str(output.amount),
                 },
             )
@@ -352,7 +361,7 @@ class Node:
                     {
                         "event": "confirmed",
                         "id": tx_id.hex(),
-                        "output_id": OutputId(tx_id, index).hex(),
+                        "output_id": f"{tx_id.hex()}{index:04x}",
                         "amount": str(output.amount),
                     },
                 )
@@ -364,15 +373,35 @@ class Node:
                         events.publish("conflicts", {"id": rival.hex(), "reason": reason})
 
     def _persist(self, tx: Transaction, now: float) -> None:
-        loop = asyncio.get_running_loop()
-        done = asyncio.wrap_future(self.store.append(tx.id, tx.encode(), now), loop=loop)
-        self._durable[tx.id] = done
-        done.add_done_callback(lambda _: self._durable.pop(tx.id, None))
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._unwritten.append((tx.id, tx.encode(), now))
+        self._uncommitted.add(tx.id)
+
+    def _hand_over(self) -> None:
+        """Everything attached in this turn of the loop goes to the writer at once."""
+        rows, self._unwritten = self._unwritten, []
+        self.store.append_many(rows)
+
+    def _committed(self, ids: list[bytes], error: StorageError | None) -> None:
+        """On the loop, once per committed group: wake whoever waits for these rows."""
+        for raw_id in ids:
+            tx_id = TxId(raw_id)
+            self._uncommitted.discard(tx_id)
+            waiter = self._waiters.pop(tx_id, None)
+            if waiter is not None and not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
 
     async def _wait_durable(self, tx_id: TxId) -> None:
-        pending = self._durable.get(tx_id)
-        if pending is not None:
-            await asyncio.shield(pending)
+        if tx_id not in self._uncommitted:
+            return
+        waiter = self._waiters.get(tx_id)
+        if waiter is None:
+            waiter = self._waiters[tx_id] = asyncio.get_running_loop().create_future()
+        await asyncio.shield(waiter)
 
     # -- issuing the node's own transactions -------------------------------------------------
 

@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tangle demo
+	$(BIN)/tangle-wallet demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -438,6 +438,38 @@ async def cmd_consolidate(ctx: Context) -> int:
     return 0
 
 
+async def cmd_demo(ctx: Context) -> int:
+    """Devices paying each other through the wallet on a devnet of real nodes."""
+    import tempfile
+
+    from tangle.devnet import DevnetError
+    from wallet.demo import run_demo
+
+    args = ctx.args
+    if not 1 <= args.nodes <= 16:
+        raise UsageError(f"--nodes: expected 1 to 16, got {args.nodes}")
+    if args.duration <= 0:
+        raise UsageError(f"--duration: expected seconds > 0, got {args.duration}")
+
+    def emit(line: str) -> None:
+        ctx.out(line)
+        sys.stdout.flush()
+
+    with tempfile.TemporaryDirectory(prefix="tangle-demo-") as tmp:
+        try:
+            problems = await run_demo(
+                emit,
+                nodes=args.nodes,
+                base_port=args.base_port,
+                data_dir=args.data_dir or Path(tmp),
+                duration=args.duration,
+                seed=args.seed,
+            )
+        except (DevnetError, ValueError) as exc:
+            raise UsageError(f"demo: {exc}") from None
+    return 0 if problems == 0 else 1
+
+
 async def cmd_request(ctx: Context) -> int:
     args = ctx.args
     if args.address:
@@ -674,6 +706,13 @@ def register(commands: Any) -> None:
     faucet = add("faucet", cmd_faucet, "dev networks: have the node's faucet pay you")
     faucet.add_argument("amount")
     faucet.add_argument("--index", type=int, default=0, help="address to fund (default 0)")
+
+    demo = add("demo", cmd_demo, "a devnet where machines pay per kWh and per KiB (make demo)")
+    demo.add_argument("--nodes", type=int, default=3, help="devnet nodes (default 3)")
+    demo.add_argument("--base-port", type=int, default=14265, help="first API port")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    demo.add_argument("--data-dir", type=Path, help="devnet data (default: a temporary dir)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
 
     request = add("request", cmd_request, "a payment request URI and its QR code")
     request.add_argument("address", nargs="?", help="default: the primary address")

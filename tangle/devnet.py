@@ -112,7 +112,7 @@ def start_devnet(
     extra: tuple[str, ...] = (),
     timeout: float = 30.0,
 ) -> Devnet:
-    """Start ``nodes`` node processes and wait until each listens.
+    """Start ``nodes`` node processes, one after the other once each listens.
 
     Raises:
         ValueError: a bad node count or port.
@@ -156,23 +156,22 @@ def start_devnet(
                 start_new_session=True,  # Ctrl-C reaches the devnet, which stops the nodes
             )
         devnet.nodes.append(DevnetNode(i, api, node_dir, process))
-    deadline = time.monotonic() + timeout
-    for node in devnet.nodes:
-        info = node.data_dir / "node.json"
-        while True:
-            if node.process.poll() is not None:
-                devnet.stop()
-                raise DevnetError(f"node {node.index} exited:\n{node.tail()}")
-            if (
-                info.exists()
-                and json.loads(info.read_text() or "{}").get("pid") == node.process.pid
-            ):
-                break
-            if time.monotonic() > deadline:
-                devnet.stop()
-                raise DevnetError(
-                    f"node {node.index} did not listen in {timeout} s:\n{node.tail()}"
-                )
-            time.sleep(0.05)
+        # Each node dials the ones before it: wait until it listens before starting the
+        # next, so that every first dial finds its peer up (no reconnect backoff to sit out).
+        _wait_listening(devnet, devnet.nodes[-1], time.monotonic() + timeout, timeout)
     (data_dir / "devnet.json").write_text(json.dumps(devnet.describe(), indent=2) + "\n")
     return devnet
+
+
+def _wait_listening(devnet: Devnet, node: DevnetNode, deadline: float, timeout: float) -> None:
+    info = node.data_dir / "node.json"
+    while True:
+        if node.process.poll() is not None:
+            devnet.stop()
+            raise DevnetError(f"node {node.index} exited:\n{node.tail()}")
+        if info.exists() and json.loads(info.read_text() or "{}").get("pid") == node.process.pid:
+            return
+        if time.monotonic() > deadline:
+            devnet.stop()
+            raise DevnetError(f"node {node.index} did not listen in {timeout} s:\n{node.tail()}")
+        time.sleep(0.05)

@@ -55,11 +55,19 @@ def test_devnet_starts_wires_and_stops(tmp_path: Path) -> None:
             ]
             return balances == ["21", "21", "21"]
 
-        wait_until(everywhere, 30, "the three payments confirmed on every node")
+        try:
+            wait_until(everywhere, 30, "the three payments confirmed on every node")
+        except AssertionError:
+            for i, api in enumerate(apis):  # what each node saw, for the failure report
+                print(f"--- node{i}: {http('GET', f'{api}/api/v1/addresses/{address}').raw!r}")
+                print((tmp_path / f"node{i}" / "node.log").read_text()[-3000:])
+            raise
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()  # closes the pipes: no ResourceWarning in a later test
     assert proc.returncode == 0, err
     assert "stopped (exit codes [0, 0, 0])" in out
     for i in range(3):

@@ -70,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     devnet.add_argument("--nodes", type=_positive_int, default=3)
     devnet.add_argument("--base-port", type=int, default=14265)
     devnet.add_argument("--data-dir", type=Path, default=Path("devnet-data"))
+    genesis = commands.add_parser("genesis", help="write the genesis file of a new network")
+    genesis.add_argument("--network-id", required=True, help="e.g. 0x74676c6d61696e31")
+    genesis.add_argument(
+        "--base-difficulty", type=int, default=16, help="PoW base bits (default 16)"
+    )
+    genesis.add_argument(
+        "--alloc",
+        action="append",
+        required=True,
+        metavar="ADDRESS=AMOUNT",
+        help="an allocation (repeat for more)",
+    )
+    genesis.add_argument("--timestamp", type=int, default=0, help="ms since the epoch")
+    genesis.add_argument("--out", type=Path, required=True, help="the file to write")
+
     node = commands.add_parser("node", help="run a peer node (Ctrl-C or SIGTERM stops it)")
     node.add_argument("--config", type=Path, help="a TOML file of settings")
     node.add_argument("--data-dir", type=Path, help="where the database lives")
@@ -90,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--snapshot-from", metavar="URL", help="start an empty node from this peer's snapshot"
     )
+    node.add_argument("--genesis", metavar="FILE", help="the network's genesis file (non-dev)")
     node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
@@ -116,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_devnet(args)
     if args.command == "node":
         return run_node(args)
+    if args.command == "genesis":
+        return write_genesis(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse prevents this
 
 
@@ -180,6 +198,38 @@ def run_devnet(args: argparse.Namespace) -> int:
     return 0 if all(c == 0 for c in codes) else 1
 
 
+def write_genesis(args: argparse.Namespace) -> int:
+    """``tangle genesis``: allocations checked, the file written, its genesis id printed."""
+    import json
+
+    from tangle.address import decode_address
+    from tangle.errors import TangleError
+    from tangle.net.config import GenesisFile
+
+    allocations = {}
+    try:
+        network_id = int(args.network_id, 0)
+        for item in args.alloc:
+            address, sep, amount = item.partition("=")
+            if not sep or not amount.strip().isdigit():
+                raise ValueError(f"--alloc: expected ADDRESS=AMOUNT, got {item!r}")
+            key = decode_address(address.strip())
+            if key in allocations:
+                raise ValueError(f"--alloc: {address.strip()} appears twice")
+            allocations[key] = int(amount)
+        spec = GenesisFile(network_id, args.base_difficulty, allocations, args.timestamp)
+        body = spec.to_json()
+    except (ValueError, TangleError) as exc:
+        print(f"tangle genesis: {exc}", file=sys.stderr)
+        return 2
+    if args.out.exists():
+        print(f"tangle genesis: {args.out} exists; not overwriting it", file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(body, indent=2) + "\n")
+    print(f"genesis {body['genesis_id']} of network {body['network_id']} written to {args.out}")
+    return 0
+
+
 def run_node(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -205,6 +255,7 @@ def run_node(args: argparse.Namespace) -> int:
                 "max_transactions": args.max_transactions,
                 "prune_interval": args.prune_interval,
                 "snapshot_from": args.snapshot_from,
+                "genesis": args.genesis,
             },
         )
     except ConfigError as exc:

@@ -7,6 +7,7 @@ environment variables < command-line arguments. Binds to 127.0.0.1 unless told.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tangle.address import Address
+from pow.difficulty import DEFAULT_BASE_DIFFICULTY
+from tangle.address import Address, decode_address, encode_address
+from tangle.errors import TangleError
 from tangle.ledger import make_genesis
 from tangle.signing import Keypair
 from tangle.transaction import Transaction
@@ -56,6 +59,9 @@ class NodeConfig:
     sooner when there are more); bounds memory and disk whatever the traffic."""
     prune_interval: float = 30.0
     """Seconds between pruning checks."""
+    genesis: str = ""
+    """A genesis file (``tangle genesis`` writes one): required without ``--dev``; it fixes
+    the network id, the base difficulty and the allocations every node must agree on."""
     snapshot_from: str = ""
     """A peer's API URL: a node with an empty data dir starts from that peer's snapshot
     instead of the genesis, and fetches the rest by gossip."""
@@ -118,6 +124,7 @@ _ENV = {
     "TANGLE_PRUNE_AGE": "prune_age",
     "TANGLE_MAX_TRANSACTIONS": "max_transactions",
     "TANGLE_SNAPSHOT_FROM": "snapshot_from",
+    "TANGLE_GENESIS": "genesis",
 }
 
 
@@ -167,6 +174,78 @@ def load_config(
         if value is not None:
             settings[name] = _coerce(name, value)
     return replace(NodeConfig(), **settings)
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisFile:
+    """What a genesis file holds: the network's constants and first allocations."""
+
+    network_id: int
+    base_difficulty: int
+    allocations: dict[Address, int]
+    timestamp: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.base_difficulty <= 64:
+            raise ConfigError(f"base_difficulty: expected 0..64, got {self.base_difficulty}")
+
+    def genesis(self) -> Transaction:
+        return make_genesis(self.network_id, self.allocations, self.timestamp)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "network_id": f"{self.network_id:#x}",
+            "base_difficulty": self.base_difficulty,
+            "timestamp": self.timestamp,
+            "allocations": [
+                {"address": encode_address(a), "amount": str(n)}
+                for a, n in sorted(self.allocations.items())
+            ],
+            "genesis_id": self.genesis().id.hex(),
+        }
+
+
+def read_genesis_file(path: Path) -> GenesisFile:
+    """Parse a genesis file; every problem is a :class:`ConfigError` naming the field.
+
+    Raises:
+        ConfigError: unreadable, not JSON, a missing or bad field, an invalid genesis, or
+            a ``genesis_id`` that does not match the allocations.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"genesis file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"genesis file {path}: expected a JSON object")
+    try:
+        network_id = int(str(data["network_id"]), 0)
+        difficulty = int(data.get("base_difficulty", DEFAULT_BASE_DIFFICULTY))
+        timestamp = int(data.get("timestamp", 0))
+        allocations: dict[Address, int] = {}
+        for n, row in enumerate(data["allocations"]):
+            address = decode_address(str(row["address"]))
+            if address in allocations:
+                raise ConfigError(f"genesis file {path}: allocations[{n}]: address repeated")
+            allocations[address] = int(str(row["amount"]))
+    except KeyError as exc:
+        raise ConfigError(f"genesis file {path}: missing field {exc}") from None
+    except (TypeError, ValueError, TangleError) as exc:
+        raise ConfigError(f"genesis file {path}: {exc}") from None
+    try:
+        result = GenesisFile(network_id, difficulty, allocations, timestamp)
+    except ConfigError as exc:
+        raise ConfigError(f"genesis file {path}: {exc}") from None
+    try:
+        genesis_id = result.genesis().id.hex()
+    except TangleError as exc:
+        raise ConfigError(f"genesis file {path}: {exc}") from None
+    if "genesis_id" in data and data["genesis_id"] != genesis_id:
+        raise ConfigError(
+            f"genesis file {path}: genesis_id: expected {genesis_id} for these allocations, "
+            f"got {data['genesis_id']}"
+        )
+    return result
 
 
 def environment() -> Mapping[str, str]:

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pow
@@ -28,7 +29,14 @@ from tangle.builder import build, payments_with_change, select_inputs
 from tangle.engine import Engine, EngineParams
 from tangle.errors import InsufficientWork, TangleError, UnknownTransaction
 from tangle.ledger import ConflictReason
-from tangle.net.config import NodeConfig, dev_faucet_key, dev_genesis
+from tangle.net.config import (
+    DEV_NETWORK_ID,
+    ConfigError,
+    NodeConfig,
+    dev_faucet_key,
+    dev_genesis,
+    read_genesis_file,
+)
 from tangle.net.events import EventLog
 from tangle.signing import Keypair
 from tangle.snapshot import Snapshot, check_descends, decode_snapshot, plan, split
@@ -81,18 +89,38 @@ class Node:
     """One tangle node: a Tangle, its Engine, durable storage and background loops."""
 
     def __init__(self, config: NodeConfig, clock: Callable[[], float] = time.time) -> None:
-        if not config.dev:
-            raise Rejected(
-                "config", "only dev networks exist so far: start the node with --dev", 400
-            )
+        if config.dev:
+            network_id, difficulty = config.network_id, config.base_difficulty
+            self.genesis = dev_genesis(network_id)
+        else:
+            if not config.genesis:
+                raise Rejected(
+                    "config",
+                    "a network other than --dev needs --genesis FILE (tangle genesis writes one)",
+                    400,
+                )
+            try:
+                spec = read_genesis_file(Path(config.genesis))
+            except ConfigError as exc:
+                raise Rejected("config", str(exc), 400) from None
+            if config.network_id not in (DEV_NETWORK_ID, spec.network_id):
+                raise Rejected(
+                    "config",
+                    f"network id: the genesis file says {spec.network_id:#x}, "
+                    f"the configuration {config.network_id:#x}",
+                    400,
+                )
+            network_id, difficulty = spec.network_id, spec.base_difficulty
+            self.genesis = spec.genesis()
         self.config = config
         self.clock = clock
-        self.params = NetworkParams(
-            network_id=config.network_id, base_difficulty=config.base_difficulty
-        )
-        self.genesis = dev_genesis(config.network_id)
-        self.faucet = dev_faucet_key(config.network_id, config.faucet_index)
+        self.params = NetworkParams(network_id=network_id, base_difficulty=difficulty)
+        self.faucet = dev_faucet_key(network_id, config.faucet_index)
+        self._trusted = {self.faucet.public_key} if config.dev else set()
+        """Issuers whose work this node does not raise (its own key, and on a dev network
+        its faucet; elsewhere anyone could derive the faucet key)."""
         self.key = Keypair(config.node_seed or secrets.token_bytes(32))
+        self._trusted.add(self.key.public_key)
         self.tangle = Tangle(self.genesis, self.params)
         self.started = clock()
         self.engine = Engine(self.tangle, EngineParams(), now=self.started)
@@ -125,15 +153,18 @@ class Node:
 
     async def start(self) -> None:
         """Replay the database, then start the writer and the background loops."""
-        stored = self.store.get_meta("network_id")
-        network = self.config.network_id.to_bytes(8, "big")
-        if stored is None:
-            self.store.set_meta("network_id", network)
-        elif stored != network:
-            raise StorageError(
-                f"{self.config.db_path} holds network {stored.hex()}, "
-                f"expected {network.hex()}: use another --data-dir"
-            )
+        for key, mine in (
+            ("network_id", self.params.network_id.to_bytes(8, "big")),
+            ("genesis_id", bytes(self.genesis.id)),
+        ):
+            stored = self.store.get_meta(key)
+            if stored is None:
+                self.store.set_meta(key, mine)
+            elif stored != mine:
+                raise StorageError(
+                    f"{self.config.db_path} holds {key.replace('_', ' ')} {stored.hex()}, "
+                    f"expected {mine.hex()}: use another --data-dir"
+                )
         if self.config.snapshot_from and self.store.count() == 0 and not self.store.snapshot():
             await self._fetch_snapshot(self.config.snapshot_from)
         replayed = await asyncio.to_thread(self._replay)
@@ -289,7 +320,7 @@ class Node:
                 f"parent {missing[0].hex()} is unknown to this node (waited {PARENT_WAIT:g} s): "
                 "approve tips from GET /api/v1/tips",
             )
-        if tx.issuer in (self.key.public_key, self.faucet.public_key):
+        if tx.issuer in self._trusted:
             required = self.params.required_difficulty(tx)  # the node trusts itself
         else:
             required = self.rates.required(

@@ -69,7 +69,7 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
         ) from None
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     api = f"http://{config.host}:{port}"
-    info = {"api": api, "pid": os.getpid(), "network_id": f"{config.network_id:#x}"}
+    info = {"api": api, "pid": os.getpid(), "network_id": f"{node.params.network_id:#x}"}
     (config.data_dir / "node.json").write_text(json.dumps(info))
     gossip.start(api)
     log.info("listening on %s, data in %s, %d transactions", api, config.data_dir, len(node.tangle))

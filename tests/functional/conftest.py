@@ -16,8 +16,8 @@ pytestmark = pytest.mark.functional
 def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., NodeProcess]]:
     started: list[NodeProcess] = []
 
-    def make(name: str = "node0", *extra: str) -> NodeProcess:
-        node = NodeProcess(tmp_path / name, *extra).start()
+    def make(name: str = "node0", *extra: str, dev: bool = True) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, *extra, dev=dev).start()
         started.append(node)
         return node
 

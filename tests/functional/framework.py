@@ -67,9 +67,10 @@ def http(
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, dev: bool = True) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.dev = dev
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "node.log"
         self.api = ""
@@ -85,7 +86,7 @@ class NodeProcess:
                 "-m",
                 "tangle",
                 "node",
-                "--dev",
+                *(["--dev"] if self.dev else []),
                 "--data-dir",
                 str(self.data_dir),
                 "--api-port",

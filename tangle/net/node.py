@@ -135,6 +135,8 @@ class Node:
         """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
         self._waiters: dict[TxId, asyncio.Future[None]] = {}
         self._unwritten: list[tuple[bytes, bytes, float]] = []
+        self._parent_waiters: dict[TxId, list[asyncio.Future[None]]] = {}
+        """Submissions waiting for a parent that gossip has not brought yet."""
         self._faucet_lock = asyncio.Lock()
         self._faucet_last: TxId | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -306,11 +308,27 @@ class Node:
         return result
 
     async def _wait_for_parents(self, tx: Transaction) -> None:
-        deadline = self.clock() + PARENT_WAIT
-        delay = 0.002
-        while self.tangle.missing_parents_of(tx) and self.clock() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(0.1, delay * 2)
+        """Up to PARENT_WAIT seconds for parents still on their way by gossip: woken when
+        they attach (no polling: a thousand waiting submissions cost nothing)."""
+        missing = self.tangle.missing_parents_of(tx)
+        if not missing:
+            return
+        loop = asyncio.get_running_loop()
+        waits = []
+        for parent in missing:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._parent_waiters.setdefault(parent, []).append(waiter)
+            waits.append(waiter)
+        try:
+            await asyncio.wait(waits, timeout=PARENT_WAIT)
+        finally:
+            for parent, waiter in zip(missing, waits, strict=True):
+                waiter.cancel()
+                left = self._parent_waiters.get(parent)
+                if left is not None:
+                    left[:] = [w for w in left if w is not waiter]
+                    if not left:
+                        del self._parent_waiters[parent]
 
     def _admit(self, tx: Transaction) -> None:
         missing = self.tangle.missing_parents_of(tx)
@@ -347,6 +365,9 @@ class Node:
 
     def _index(self, tx: Transaction, arrived: float) -> None:
         self._arrived[tx.id] = arrived
+        for waiter in self._parent_waiters.pop(tx.id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
         for index, output in enumerate(tx.outputs):
             self._by_address.setdefault(output.address, []).append(OutputId(tx.id, index))
         if self.live:

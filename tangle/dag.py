@@ -139,6 +139,20 @@ class Dag:
             bits &= self._ancestors[self._idx(tx_id)]
         return (self._ids[i] for i in _set_bits(bits)) if bits != -1 else iter(())
 
+    def mask_of(self, tx_ids: Iterable[TxId]) -> int:
+        """A bit mask naming ``tx_ids``, for :meth:`covers`."""
+        mask = 0
+        for tx_id in tx_ids:
+            mask |= 1 << self._idx(tx_id)
+        return mask
+
+    def covers(self, tx_ids: Iterable[TxId], mask: int) -> bool:
+        """Does the union of the past cones of ``tx_ids`` hold everything in ``mask``?"""
+        bits = 0
+        for tx_id in tx_ids:
+            bits |= self._ancestors[self._idx(tx_id)]
+        return bits & mask == mask
+
     def future_cone(self, tx_id: TxId) -> frozenset[TxId]:
         """Every transaction that approves ``tx_id`` directly or indirectly (not itself)."""
         return frozenset(self._ids[i] for i in self._future(self._idx(tx_id)))

@@ -262,7 +262,8 @@ class Engine:
         # Reattaching helps when the transaction itself is sound but was left behind,
         # or only its parents were bad; a lost double spend cannot be reissued.
         reattach = status is TxStatus.ORPHANED or (
-            status is TxStatus.CONFLICTING and reason is ConflictReason.PARENT_CONFLICTING
+            status is TxStatus.CONFLICTING
+            and reason in (ConflictReason.PARENT_CONFLICTING, ConflictReason.PRUNED)
         )
         return TxMetadata(status, confidence, weight, promote, reattach, reason)
 

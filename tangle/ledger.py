@@ -4,7 +4,9 @@ Value lives in outputs. A transaction is *consistent* when its whole past cone i
 valid ledger history: every input was created inside that cone by a consistent
 transaction, belongs to the issuer, and is spent by no other transaction of the cone;
 inputs and outputs balance; and nothing in the cone is spent twice. A past cone never
-changes, so the verdict is computed once, on arrival, and is the same on every node.
+changes, so the verdict is computed once, on arrival, and is the same on every node
+(above a snapshot, §8.5, a spend of pruned history may be named differently; it is
+inconsistent all the same).
 
 Inconsistent transactions stay in the DAG with a :class:`ConflictReason`; they are
 never selected as tips and every approver of one is inconsistent too (§8.3 R1).
@@ -46,7 +48,8 @@ class ConflictReason(IntEnum):
     LOST_CONFLICT = 8
     """§9: a rival spending the same output was confirmed instead."""
     PRUNED = 9
-    """§8.5: an entry point of a snapshot that was not confirmed when it was pruned."""
+    """§8.5: an entry point of a snapshot that was not confirmed when it was pruned, or a
+    transaction that approves history older than a snapshot without seeing all of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +127,18 @@ class Ledger:
 
     def output(self, output_id: OutputId) -> Output | None:
         """The output named by ``output_id``, if its transaction was registered or it is
-        unspent in the snapshot the ledger starts from."""
+        unspent in the snapshot the ledger starts from (an entry point's outputs spent
+        before the snapshot are gone)."""
+        if output_id.tx_id in self._roots:
+            return self._base.get(output_id)
         outputs = self._created.get(output_id.tx_id)
         if outputs is None or output_id.index >= len(outputs):
             return self._base.get(output_id)
         return outputs[output_id.index]
+
+    def in_base(self, output_id: OutputId) -> bool:
+        """Is ``output_id`` one of the genesis's or the snapshot's outputs (§8.5)?"""
+        return output_id in self._base
 
     def outputs_of(self, tx_id: TxId) -> tuple[Output, ...]:
         try:

@@ -39,6 +39,9 @@ class EntryPoint:
     tx: Transaction
     confirmed: bool
     """False for a conflicting or orphaned one: whatever approves it cannot be valid."""
+    frontier: bool = True
+    """Not in the past cone of another entry point: every transaction above the snapshot
+    must see each confirmed frontier entry point (§8.5)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,8 @@ class Snapshot:
         ]
         for entry in self.entry_points:
             raw = entry.tx.encode()
-            parts += [u8(1 if entry.confirmed else 0), u16(len(raw)), raw]
+            flags = (1 if entry.confirmed else 0) | (2 if entry.frontier else 0)
+            parts += [u8(flags), u16(len(raw)), raw]
         parts.append(u64(len(self.outputs)))
         for oid, output in self.outputs:
             parts += [oid.to_bytes(), output.address, u64(output.amount)]
@@ -131,11 +135,11 @@ def decode_snapshot(data: bytes) -> Snapshot:
     pruned = r.u64("snapshot pruned count")
     entries = []
     for n in range(r.u16("snapshot entry point count")):
-        flag = r.u8(f"entry_points[{n}] confirmed")
-        if flag > 1:
-            raise EncodingError(f"entry_points[{n}] confirmed", "0 or 1", str(flag))
+        flag = r.u8(f"entry_points[{n}] flags")
+        if flag > 3:
+            raise EncodingError(f"entry_points[{n}] flags", "0 to 3", str(flag))
         raw = r.read(f"entry_points[{n}]", r.u16(f"entry_points[{n}] size"))
-        entries.append(EntryPoint(decode(raw), confirmed=bool(flag)))
+        entries.append(EntryPoint(decode(raw), confirmed=bool(flag & 1), frontier=bool(flag & 2)))
     count = r.u64("snapshot output count")
     if count * (OUTPUT_ID_SIZE + HASH_SIZE + 8) > len(data):
         raise EncodingError("snapshot output count", "what the data holds", str(count))
@@ -179,25 +183,39 @@ def plan(
     """Which transactions a snapshot may replace, and which must stay: (pruned, retained).
 
     ``keep`` are the transactions the node must keep whole (recent and pending ones, and
-    the tips). Pruned are the confirmed transactions in the past cone of *every* kept
-    one, closed under approval: so each retained transaction saw all of the pruned
-    history, and judging it against the snapshot gives the verdict it got against the
-    history (§8.5). Retained are the rest of the kept transactions' cones. Anything
-    else (conflicting or orphaned side branches nobody kept) is dropped.
+    the tips). Retained are the kept transactions' past cones above the pruned part;
+    pruned are the confirmed transactions in the past cone of *every* retained one,
+    closed under approval (a fixed point: retaining more can prune less). So each
+    retained transaction saw all of the pruned history, judging it against the snapshot
+    gives the verdict it got against the history (§8.5), and it sees every entry point.
+    Anything else (conflicting or orphaned side branches nobody kept) is dropped.
     """
     dag = tangle.dag
     kept = list(dict.fromkeys(keep))
     if not kept:
         return [], tangle.history()
     roots = set(tangle.roots)
-    kept_set = set(kept)
-    pruned_ids: set[TxId] = set()
-    for tx_id in dag.common_past_cone(kept):  # arrival order: parents first
-        if tx_id in roots or tx_id in kept_set or not confirmed(tx_id):
-            continue
-        if all(p in pruned_ids or p in roots for p in dag.parents(tx_id)):
-            pruned_ids.add(tx_id)
-    retained_ids = set(dag.past_cone_of_all(kept)) - pruned_ids - roots
+    cones = set(dag.past_cone_of_all(kept)) - roots
+
+    def closed(candidates: set[TxId]) -> set[TxId]:
+        """The confirmed candidates whose every ancestor above the roots is one too."""
+        found: set[TxId] = set()
+        for tx_id in dag.past_cone_of_all(candidates):  # arrival order: parents first
+            if (
+                tx_id in candidates
+                and confirmed(tx_id)
+                and all(p in found or p in roots for p in dag.parents(tx_id))
+            ):
+                found.add(tx_id)
+        return found
+
+    pruned_ids = closed(set(dag.common_past_cone(kept)) - roots - set(kept))
+    while True:
+        retained_ids = cones - pruned_ids
+        narrower = closed(pruned_ids & set(dag.common_past_cone(retained_ids)))
+        if narrower == pruned_ids:
+            break
+        pruned_ids = narrower
     history = tangle.history()
     return (
         [tx for tx in history if tx.id in pruned_ids],
@@ -211,6 +229,7 @@ def split(
     retained: Sequence[Transaction],
     *,
     confirmed: Callable[[TxId], bool],
+    below: Callable[[TxId, TxId], bool],
 ) -> Snapshot:
     """The snapshot after ``base`` that replaces ``pruned`` (arrival order), below
     ``retained``: see :func:`plan` for how to choose them.
@@ -218,7 +237,9 @@ def split(
     Outputs created by pruned confirmed transactions, and not spent by one, join the
     snapshot; spends by retained transactions stay with them (so R4 still sees them).
     Entry points are the base's and the pruned transactions that a retained one approves
-    (or that nothing approves, so that the DAG never loses its last root).
+    (or that nothing approves, so that the DAG never loses its last root); ``below(a, b)``
+    says whether ``a`` is in the past cone of ``b`` (the tangle's DAG), which makes the
+    frontier: the entry points no other one approves.
     """
     roots = {e.tx.id: e for e in base.entry_points}
     gone = set(roots) | {tx.id for tx in pruned}
@@ -232,14 +253,17 @@ def split(
             outputs[OutputId(tx.id, index)] = output
     approved = {p for tx in retained for p in tx.parents if p in gone}
     candidates = [e.tx for e in base.entry_points] + [tx for tx in pruned if tx.id not in roots]
-    entries = [
-        roots.get(tx.id) or EntryPoint(tx, confirmed=confirmed(tx.id))
-        for tx in candidates
-        if tx.id in approved
-    ]
-    if not entries:  # nothing retained: the newest pruned transaction holds the DAG up
-        last = candidates[-1]
-        entries = [roots.get(last.id) or EntryPoint(last, confirmed=confirmed(last.id))]
+    chosen = [tx for tx in candidates if tx.id in approved]
+    if not chosen:  # nothing retained: the newest pruned transaction holds the DAG up
+        chosen = [candidates[-1]]
+    entries = []
+    for tx in chosen:
+        old = roots.get(tx.id)
+        frontier = (old is None or old.frontier) and not any(
+            other.id != tx.id and below(tx.id, other.id) for other in chosen
+        )
+        confirmed_ = old.confirmed if old is not None else confirmed(tx.id)
+        entries.append(EntryPoint(tx, confirmed=confirmed_, frontier=frontier))
     return Snapshot(
         network_id=base.network_id,
         genesis_id=base.genesis_id,

@@ -151,7 +151,7 @@ class SqliteStore:
             if item is None:
                 return
             group = [item]
-            while len(group) < GROUP_LIMIT:
+            while len(group) < GROUP_LIMIT and item.kind != "prune":
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -159,6 +159,10 @@ class SqliteStore:
                 if nxt is None:
                     self._commit(group)
                     return
+                if nxt.kind == "prune":  # a prune commits alone: its failure is its own
+                    self._commit(group)
+                    group = [nxt]
+                    break
                 group.append(nxt)
             self._commit(group)
 
@@ -180,13 +184,15 @@ class SqliteStore:
                 self._db.execute("ROLLBACK")
             error = StorageError(f"writing {len(group)} changes to {self.path}: {exc}")
             for op in group:
-                op.done.set_exception(error)
+                if not op.done.done():  # a caller may have given up waiting
+                    op.done.set_exception(error)
             self._notify(group, error)
             return
         self.commits += 1
         self.rows += sum(len(op.data) for op in group if op.kind == "txs")
         for op in group:
-            op.done.set_result(None)
+            if not op.done.done():
+                op.done.set_result(None)
         self._notify(group, None)
 
     def _notify(self, group: list[_Op], error: StorageError | None) -> None:

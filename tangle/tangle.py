@@ -21,6 +21,12 @@ from tangle.snapshot import Snapshot
 from tangle.transaction import Output, OutputId, Transaction, TxId
 from tangle.validation import NetworkParams, validate_stateless
 
+BELOW_SNAPSHOT = Verdict(
+    ConflictReason.PRUNED,
+    "its past cone misses an entry point of the snapshot: it approves history older than "
+    "the snapshot without seeing all of it (§8.5)",
+)
+
 
 class TxStatus(IntEnum):
     """§9: what a node says about an attached transaction."""
@@ -94,6 +100,13 @@ class Tangle:
             for e in snapshot.entry_points
         }
         self._consistent: dict[TxId, bool] = {e.tx.id: e.confirmed for e in snapshot.entry_points}
+        self._boundary = (
+            self._dag.mask_of(e.tx.id for e in snapshot.entry_points if e.confirmed and e.frontier)
+            if snapshot.pruned
+            else 0
+        )
+        """§8.5: the confirmed frontier entry points every transaction above a snapshot
+        must see."""
         self._max_unsolid = max_unsolid
         self._unsolid: OrderedDict[TxId, Transaction] = OrderedDict()
         self._waiting: dict[TxId, set[TxId]] = {}
@@ -143,6 +156,11 @@ class Tangle:
         """
         if self.missing_parents_of(tx):
             raise ValueError(f"transaction {tx.id.hex()} is not solid")
+        return self._judge(tx)
+
+    def _judge(self, tx: Transaction) -> Verdict:
+        if self._boundary and not self._dag.covers(tx.parents, self._boundary):
+            return BELOW_SNAPSHOT
         return self._ledger.evaluate(tx, self._dag, self._consistent)
 
     def _buffer(self, tx: Transaction, absent: list[TxId]) -> AttachResult:
@@ -178,7 +196,7 @@ class Tangle:
                 queue.append(child_id)
 
     def _insert(self, tx: Transaction) -> TxId:
-        verdict = self._ledger.evaluate(tx, self._dag, self._consistent)
+        verdict = self._judge(tx)
         self._dag.add(tx.id, tx.trunk, tx.branch)
         self._ledger.register(tx)
         self._txs[tx.id] = tx
@@ -228,6 +246,10 @@ class Tangle:
     def status(self, tx_id: TxId) -> TxStatus:
         """§9: pending or conflicting (confirmation comes from tip selection)."""
         return TxStatus.PENDING if self.is_consistent(tx_id) else TxStatus.CONFLICTING
+
+    def buffered(self) -> list[Transaction]:
+        """The transactions waiting in the solidification buffer, oldest first."""
+        return list(self._unsolid.values())
 
     def is_buffered(self, tx_id: TxId) -> bool:
         return tx_id in self._unsolid

@@ -150,7 +150,7 @@ async def info(request: web.Request) -> web.Response:
             "throughput_tps": round(node.throughput(), 3),
             "faucet": encode_address(node.faucet.address) if node.config.dev else None,
             "snapshot": {
-                "id": snapshot.id.hex(),
+                "id": node.snapshot_id.hex(),
                 "pruned": snapshot.pruned,
                 "entry_points": len(snapshot.entry_points),
                 "outputs": len(snapshot.outputs),

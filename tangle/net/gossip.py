@@ -204,6 +204,7 @@ class Gossip:
                 tx.id in self._queued
                 or tx.id in self.node.tangle
                 or self.node.tangle.is_buffered(tx.id)
+                or self.node.is_pruned(tx.id)  # history this node replaced by a snapshot
             ):
                 return
             with contextlib.suppress(asyncio.QueueFull):  # overloaded: INV brings it back
@@ -220,6 +221,7 @@ class Gossip:
                 if t not in self.node.tangle
                 and not self.node.tangle.is_buffered(t)
                 and t not in self._queued
+                and not self.node.is_pruned(t)
             ]
             self._request(peer, wanted)
         elif kind is Kind.PEERS:
@@ -255,6 +257,8 @@ class Gossip:
         now = time.monotonic()
         fresh = []
         for tx_id in wanted:
+            if self.node.is_pruned(tx_id):
+                continue  # below this node's snapshot: never asked for again
             attempts, _ = self._requested.get(tx_id, (0, 0.0))
             if attempts < MAX_ATTEMPTS:
                 self._requested[tx_id] = (attempts + 1, now)

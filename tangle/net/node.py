@@ -56,6 +56,8 @@ PARENT_WAIT = 3.0
 (tips taken from another node arrive by gossip within milliseconds)."""
 
 
+PRUNED_MEMORY = 1_000_000
+"""Pruned ids remembered (32 MB or so), so that gossip does not bring them back."""
 PRUNE_AT_LEAST = 10
 """Prune only when at least 1/10 of the history can go: each pruning rebuilds the tangle
 from what is kept (~40 µs per transaction, on the event loop)."""
@@ -131,11 +133,14 @@ class Node:
         self._arrived: dict[TxId, float] = {}
         """When each transaction above the snapshot arrived (pruning goes by age)."""
         self.pruned_at: float | None = None
-        self._uncommitted: set[TxId] = set()
+        self._uncommitted: dict[TxId, tuple[bytes, bytes, float]] = {}
         """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
         self._waiters: dict[TxId, asyncio.Future[None]] = {}
         self._unwritten: list[tuple[bytes, bytes, float]] = []
         self._parent_waiters: dict[TxId, list[asyncio.Future[None]]] = {}
+        self._pruned_order: deque[TxId] = deque(maxlen=PRUNED_MEMORY)
+        self._pruned_ids: set[TxId] = set()
+        self.snapshot_id = self.tangle.snapshot.id
         """Submissions waiting for a parent that gossip has not brought yet."""
         self._faucet_lock = asyncio.Lock()
         self._faucet_last: TxId | None = None
@@ -234,17 +239,22 @@ class Node:
     ) -> None:
         """A fresh tangle and engine from ``snapshot`` with ``rows`` replayed in order."""
         live, self.live = self.live, False
-        self.tangle = Tangle(snapshot, self.params)
-        self.engine = Engine(self.tangle, EngineParams(), now=self.clock(), confirmed=confirmed)
-        self._by_address = {}
-        self._arrived = {}
-        self._index_snapshot()
-        for tx, arrived in rows:
-            result = self.engine.attach(tx, arrived, prevalidated=True)
-            for tx_id in result.attached:
-                self._index(self.tangle.get(tx_id), arrived)
-        self._recent = deque((t for t in self._recent if t in self.tangle), maxlen=256)
-        self.live = live
+        try:
+            self.tangle = Tangle(snapshot, self.params)
+            self.engine = Engine(self.tangle, EngineParams(), now=self.clock(), confirmed=confirmed)
+            self.snapshot_id = snapshot.id
+            self._by_address = {}
+            self._arrived = {}
+            self._index_snapshot()
+            for tx, arrived in rows:
+                result = self.engine.attach(tx, arrived, prevalidated=True)
+                for tx_id in result.attached:
+                    self._index(self.tangle.get(tx_id), arrived, replay=True)
+            self._recent = deque((t for t in self._recent if t in self.tangle), maxlen=256)
+            if self._faucet_last is not None and self._faucet_last not in self.tangle:
+                self._faucet_last = None
+        finally:
+            self.live = live
 
     def _index_snapshot(self) -> None:
         for oid, output in self.tangle.snapshot.outputs:
@@ -358,22 +368,35 @@ class Node:
                 "conflicting",
                 f"{verdict.reason.name}: {verdict.detail} (PROTOCOL §8.3)",
             )
-        if self.engine.rival_confirmed(tx):
-            raise Rejected(
-                "double_spend", "an input is already spent by a confirmed transaction", 409
-            )
+        for output_id in tx.inputs:
+            for spender in self.tangle.ledger.spenders(output_id):
+                status = self.engine.status(spender)
+                if spender != tx.id and status in (TxStatus.PENDING, TxStatus.CONFIRMED):
+                    raise Rejected(
+                        "double_spend",
+                        f"inputs: output {output_id.hex()} is already spent by "
+                        f"{status.name.lower()} transaction {spender.hex()} (PROTOCOL §8.4): "
+                        "this node refuses a second spend",
+                        409,
+                        extra={"output_id": output_id.hex(), "spent_by": spender.hex()},
+                    )
 
-    def _index(self, tx: Transaction, arrived: float) -> None:
+    def _index(self, tx: Transaction, arrived: float, *, replay: bool = False) -> None:
         self._arrived[tx.id] = arrived
         for waiter in self._parent_waiters.pop(tx.id, ()):
             if not waiter.done():
                 waiter.set_result(None)
+        ledger = self.tangle.ledger
         for index, output in enumerate(tx.outputs):
-            self._by_address.setdefault(output.address, []).append(OutputId(tx.id, index))
+            oid = OutputId(tx.id, index)
+            if not ledger.in_base(oid):  # a snapshot's output is indexed already
+                self._by_address.setdefault(output.address, []).append(oid)
+        self._recent.append(tx.id)
+        if replay:
+            return  # old news: no events, and no arrivals for the throughput figure
         if self.live:
             self._publish_attached(tx)
         self._arrivals.append(self.clock())
-        self._recent.append(tx.id)
 
     def _publish_attached(self, tx: Transaction) -> None:
         events = self.events
@@ -425,10 +448,13 @@ class Node:
                         events.publish("conflicts", {"id": rival.hex(), "reason": reason})
 
     def _persist(self, tx: Transaction, now: float) -> None:
+        self._write((tx.id, tx.encode(), now))
+
+    def _write(self, row: tuple[bytes, bytes, float]) -> None:
         if not self._unwritten:
             asyncio.get_running_loop().call_soon(self._hand_over)
-        self._unwritten.append((tx.id, tx.encode(), now))
-        self._uncommitted.add(tx.id)
+        self._unwritten.append(row)
+        self._uncommitted[TxId(row[0])] = row
 
     def _hand_over(self) -> None:
         """Everything attached in this turn of the loop goes to the writer at once."""
@@ -436,16 +462,28 @@ class Node:
         self.store.append_many(rows)
 
     def _committed(self, ids: list[bytes], error: StorageError | None) -> None:
-        """On the loop, once per committed group: wake whoever waits for these rows."""
+        """On the loop, once per committed group: wake whoever waits for these rows. A
+        failed commit fails its waiters (503) and is tried again a second later: the rows
+        stay unacknowledged until they are on disk."""
+        retry = []
         for raw_id in ids:
             tx_id = TxId(raw_id)
-            self._uncommitted.discard(tx_id)
+            if error is None:
+                self._uncommitted.pop(tx_id, None)
+            elif tx_id in self._uncommitted:
+                retry.append(self._uncommitted[tx_id])
             waiter = self._waiters.pop(tx_id, None)
             if waiter is not None and not waiter.done():
                 if error is None:
                     waiter.set_result(None)
                 else:
                     waiter.set_exception(error)
+        if retry and not self.stopping:
+            asyncio.get_running_loop().call_later(1.0, self._rewrite, retry)
+
+    def _rewrite(self, rows: list[tuple[bytes, bytes, float]]) -> None:
+        for row in rows:
+            self._write(row)
 
     async def _wait_durable(self, tx_id: TxId) -> None:
         if tx_id not in self._uncommitted:
@@ -539,6 +577,7 @@ class Node:
             dag = self.tangle.dag
             if (
                 last is not None
+                and last in self.tangle
                 and self.is_live(last)
                 and not (dag.in_past_cone(last, trunk) or dag.in_past_cone(last, branch))
             ):
@@ -586,6 +625,8 @@ class Node:
                 await self.prune(self.clock())
             except StorageError as exc:
                 log.error("pruning failed, history kept: %s", exc)
+            except Exception:  # a bug must not end pruning for good, nor stay silent
+                log.exception("pruning failed, history kept")
 
     async def prune(self, now: float) -> int:
         """Replace old confirmed history by a snapshot (PROTOCOL §8.5); returns how many
@@ -617,7 +658,14 @@ class Node:
             ):
                 keep.append(tx.id)
         keep += [
-            t for t in self.tangle.consistent_tips() if engine.status(t) is not TxStatus.ORPHANED
+            t
+            for t in self.tangle.consistent_tips()
+            if engine.status(t) is TxStatus.CONFIRMED
+            or (
+                engine.status(t) is TxStatus.PENDING
+                and t in window
+                and window.walkable[window.slot(t)]
+            )
         ]
         confirmed = engine.confirmations()
         pruned, in_cones = plan(self.tangle, keep, lambda t: t in confirmed)
@@ -625,6 +673,8 @@ class Node:
             return 0
         gone = {tx.id for tx in pruned}
         cone_ids = {tx.id for tx in in_cones}
+        # The kept cones, and whatever else is recent or pending (acknowledged, never
+        # dropped; judged again against the snapshot, §8.5).
         retained = [
             tx
             for tx in history
@@ -639,16 +689,30 @@ class Node:
         dropped = [tx.id for tx in history if tx.id not in kept_ids]
         if len(dropped) < max(1, len(history) // PRUNE_AT_LEAST):
             return 0  # a rebuild costs in proportion to what is kept: not worth it yet
-        snapshot = split(self.tangle.snapshot, pruned, retained, confirmed=lambda t: t in confirmed)
+        snapshot = split(
+            self.tangle.snapshot,
+            pruned,
+            retained,
+            confirmed=lambda t: t in confirmed,
+            below=self.tangle.dag.in_past_cone,
+        )
         if snapshot.supply != self.tangle.supply:
             raise StorageError(
                 f"a snapshot would hold {snapshot.supply}, not the supply {self.tangle.supply}"
             )
-        began = time.monotonic()
-        rows = [(tx, self._arrived.get(tx.id, now)) for tx in retained]
-        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t in kept_ids})
-        rebuilt = time.monotonic() - began
+        # Disk first: if the commit fails, memory still holds the whole history.
         await asyncio.wrap_future(self.store.prune(snapshot.encode(), dropped))
+        began = time.monotonic()
+        known = {tx.id for tx in history}
+        since = [tx for tx in self.tangle.history() if tx.id not in known]  # during the commit
+        buffered = self.tangle.buffered()
+        confirmed = self.engine.confirmations()
+        rows = [(tx, self._arrived.get(tx.id, now)) for tx in (*retained, *since)]
+        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t not in gone})
+        for tx in buffered:  # still waiting for parents: keep waiting
+            self.engine.tangle.attach_prevalidated(tx)
+        self._forget(dropped)
+        rebuilt = time.monotonic() - began
         self.pruned_at = now
         log.info(
             "pruned %d transactions into snapshot %s (%d entry points, %d outputs); "
@@ -657,10 +721,23 @@ class Node:
             snapshot.id.hex()[:16],
             len(snapshot.entry_points),
             len(snapshot.outputs),
-            len(retained),
+            len(rows),
             rebuilt,
         )
         return len(dropped)
+
+    def _forget(self, ids: list[TxId]) -> None:
+        """Remember (boundedly) what was pruned, so that gossip neither asks for it nor
+        takes it back."""
+        for tx_id in ids:
+            if len(self._pruned_order) == self._pruned_order.maxlen:
+                self._pruned_ids.discard(self._pruned_order[0])
+            self._pruned_order.append(tx_id)
+            self._pruned_ids.add(tx_id)
+        self._pruned_ids.add(self.genesis.id)  # a genesis-shaped frame is no peer's fault
+
+    def is_pruned(self, tx_id: TxId) -> bool:
+        return tx_id in self._pruned_ids
 
     async def _liveness_loop(self) -> None:
         while True:
@@ -710,8 +787,8 @@ class Node:
 
     def output_status(self, output_id: OutputId) -> TxStatus:
         """The status of the output's creator; a snapshot's outputs are confirmed."""
-        if output_id.tx_id not in self.tangle:
-            return TxStatus.CONFIRMED  # created by history the snapshot replaced
+        if self.tangle.ledger.in_base(output_id) or output_id.tx_id not in self.tangle:
+            return TxStatus.CONFIRMED  # the genesis's, or history the snapshot replaced
         return self.engine.status(output_id.tx_id)
 
     def is_live(self, tx_id: TxId) -> bool:

@@ -30,6 +30,7 @@ from tangle.snapshot import Snapshot, check_descends, decode_snapshot, plan, spl
 from tests.helpers import NETWORK_ID, keypair, transfer
 
 KEYS = [keypair(i) for i in range(21, 25)]
+SPENT_BEFORE = {ConflictReason.DOUBLE_SPEND, ConflictReason.INPUT_NOT_IN_CONE}
 PARAMS = NetworkParams(network_id=NETWORK_ID, base_difficulty=0)
 GENESIS = make_genesis(NETWORK_ID, {k.address: 1_000 * (i + 1) for i, k in enumerate(KEYS)})
 
@@ -89,7 +90,13 @@ def test_pruning_changes_no_verdict_and_no_balance(
     pruned_txs, retained = plan(full, keep, lambda t: t in clean_ids)
     for tx_id in keep:  # every kept transaction saw the whole pruned history
         assert {p.id for p in pruned_txs} <= set(full.dag.past_cone(tx_id))
-    snapshot = split(full.snapshot, pruned_txs, retained, confirmed=lambda t: t in clean_ids)
+    snapshot = split(
+        full.snapshot,
+        pruned_txs,
+        retained,
+        confirmed=lambda t: t in clean_ids,
+        below=full.dag.in_past_cone,
+    )
     assert snapshot.supply == full.supply  # §8.2: value is conserved by pruning
     check_descends(snapshot, GENESIS)
     assert decode_snapshot(snapshot.encode()) == snapshot
@@ -108,7 +115,10 @@ def test_pruning_changes_no_verdict_and_no_balance(
     for n in range(5):  # new arrivals on kept transactions, valid or not, judged alike
         tx = random_payment(full, rng, double_spend=rng.random() < 0.5, stamp=10_000 + n)
         if all(p in pruned and p not in pruned.roots for p in tx.parents):
-            assert pruned.preview(tx).reason == full.preview(tx).reason
+            after, before = pruned.preview(tx).reason, full.preview(tx).reason
+            assert (after is ConflictReason.NONE) == (before is ConflictReason.NONE)
+            if before not in SPENT_BEFORE:  # a spend of pruned history: either name (§8.5)
+                assert after == before
 
 
 def test_a_spend_from_before_the_snapshot_is_a_double_spend() -> None:
@@ -120,7 +130,9 @@ def test_a_spend_from_before_the_snapshot_is_a_double_spend() -> None:
     tangle.attach(spend)
     pruned_txs, retained = plan(tangle, [spend.id], lambda t: True)
     assert (pruned_txs, retained) == ([], [spend])  # what is kept is never pruned
-    snapshot = split(tangle.snapshot, [spend], [], confirmed=lambda t: True)
+    snapshot = split(
+        tangle.snapshot, [spend], [], confirmed=lambda t: True, below=tangle.dag.in_past_cone
+    )
     assert [e.tx.id for e in snapshot.entry_points] == [spend.id]  # the genesis is gone
     assert snapshot.pruned == 1
     pruned = Tangle(snapshot, PARAMS)
@@ -147,7 +159,13 @@ def test_an_entry_points_spent_output_is_a_double_spend() -> None:
     tangle.attach(top)
     pruned_txs, retained = plan(tangle, [top.id], lambda t: True)
     assert (pruned_txs, retained) == ([to_bob, to_carol], [top])
-    snapshot = split(tangle.snapshot, pruned_txs, retained, confirmed=lambda t: True)
+    snapshot = split(
+        tangle.snapshot,
+        pruned_txs,
+        retained,
+        confirmed=lambda t: True,
+        below=tangle.dag.in_past_cone,
+    )
     assert {e.tx.id for e in snapshot.entry_points} == {to_bob.id, to_carol.id}
     assert dict(snapshot.outputs) == {OutputId(to_carol.id, 0): to_carol.outputs[0]} | {
         oid: out for oid, out in Snapshot.of_genesis(GENESIS).outputs if oid != source
@@ -169,7 +187,13 @@ def test_an_unconfirmed_entry_point_poisons_its_approvers() -> None:
     tangle.attach(first)
     later = transfer(alice, PARAMS, (first.id, first.id), timestamp=2)
     tangle.attach(later)
-    snapshot = split(tangle.snapshot, [first], [later], confirmed=lambda t: t != first.id)
+    snapshot = split(
+        tangle.snapshot,
+        [first],
+        [later],
+        confirmed=lambda t: t != first.id,
+        below=tangle.dag.in_past_cone,
+    )
     pruned = Tangle(snapshot, PARAMS)
     assert pruned.verdict(first.id).reason is ConflictReason.PRUNED
     pruned.attach(later)
@@ -189,3 +213,38 @@ def test_snapshot_decoding_is_strict() -> None:
         check_descends(Snapshot.of_genesis(other), GENESIS)
     with pytest.raises(InvalidGenesis, match="snapshot network id"):
         Tangle(Snapshot.of_genesis(other), PARAMS)
+
+
+def test_a_new_transaction_must_see_every_frontier_entry_point() -> None:
+    """§8.5: above a snapshot, approving one side of the boundary only is refused (it could
+    otherwise spend what the other side already spent, unseen)."""
+    alice, bob = KEYS[0], KEYS[1]
+    tangle = Tangle(GENESIS, PARAMS)
+    g = GENESIS.id
+    source = OutputId(g, 0 if GENESIS.outputs[0].address == alice.address else 1)
+    spend = transfer(alice, PARAMS, (g, g), [source], {bob.address: 1_000})
+    empty = transfer(bob, PARAMS, (g, g), timestamp=2)
+    top = transfer(bob, PARAMS, (spend.id, empty.id), timestamp=3)
+    for tx in (spend, empty, top):
+        tangle.attach(tx)
+    pruned_txs, retained = plan(tangle, [top.id], lambda t: True)
+    assert {tx.id for tx in pruned_txs} == {spend.id, empty.id}
+    snapshot = split(
+        tangle.snapshot,
+        pruned_txs,
+        retained,
+        confirmed=lambda t: True,
+        below=tangle.dag.in_past_cone,
+    )
+    assert {(e.tx.id, e.frontier) for e in snapshot.entry_points} == {
+        (spend.id, True),
+        (empty.id, True),
+    }
+    pruned = Tangle(snapshot, PARAMS)
+    pruned.attach(top)
+    again = transfer(alice, PARAMS, (empty.id, empty.id), [source], {bob.address: 1_000})
+    verdict = pruned.preview(again)  # sees one entry point, not the one that spent the coin
+    assert verdict.reason is ConflictReason.PRUNED
+    assert "misses an entry point" in verdict.detail
+    fine = transfer(bob, PARAMS, (top.id, top.id), [OutputId(spend.id, 0)], {alice.address: 9})
+    assert pruned.preview(fine).reason is ConflictReason.AMOUNT_MISMATCH  # judged normally

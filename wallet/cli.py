@@ -42,7 +42,6 @@ from wallet.keystore import (
     new_seed,
     parse_backup,
     save_keystore,
-    write_atomic,
 )
 from wallet.ops import KEYSTORE_FILE, STATE_FILE, Outcome, Wallet
 from wallet.state import Batch, PaymentRow, Policy, WalletState
@@ -114,8 +113,8 @@ def _kdf_name(args: argparse.Namespace) -> str:
     return str(args.kdf or os.environ.get(ENV_KDF) or DEFAULT_KDF)
 
 
-def _create(ctx: Context, seed: bytes) -> Path:
-    directory = ctx.directory
+def _check_new(directory: Path) -> Path:
+    """The keystore path for a new wallet in ``directory``; an error if one is there."""
     path = directory / KEYSTORE_FILE
     if path.exists():
         raise UsageError(f"a wallet exists already at {path}; choose another --wallet-dir")
@@ -124,13 +123,34 @@ def _create(ctx: Context, seed: bytes) -> Path:
             f"{directory / STATE_FILE} is left from another wallet (its keystore is gone); "
             "move it away or choose another --wallet-dir"
         )
-    params = kdf_preset(_kdf_name(ctx.args))
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    save_keystore(path, seed, password(confirm=True), params)
-    state = WalletState(directory / STATE_FILE)
-    state.add_address(0, encode_address(derive_keypair(seed, 0).address), "primary")
-    state.close()
     return path
+
+
+def _create(ctx: Context, seed: bytes) -> Path:
+    """The keystore and state file of a new wallet; neither is left behind on a failure."""
+    directory = ctx.directory
+    path = _check_new(directory)
+    params = kdf_preset(_kdf_name(ctx.args))
+    secret = password(confirm=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_keystore(path, seed, secret, params)
+    try:
+        state = WalletState(directory / STATE_FILE)
+        try:
+            state.add_address(0, encode_address(derive_keypair(seed, 0).address), "primary")
+        finally:
+            state.close()
+    except BaseException:
+        _remove_new_wallet(directory)
+        raise
+    return path
+
+
+def _remove_new_wallet(directory: Path) -> None:
+    """Undo :func:`_create` (whose checks made sure both files are new)."""
+    for name in (KEYSTORE_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
 
 
 def _read_file(name: str) -> bytes:
@@ -142,21 +162,50 @@ def _read_file(name: str) -> bytes:
 
 
 def _write_backup(name: str, line: str) -> Path:
+    """Create ``name`` (never over an existing file, mode 0600) holding the backup line.
+
+    Raises:
+        UsageError: the file exists or cannot be created or written; nothing is left.
+    """
     path = Path(name).expanduser()
-    if path.exists():
-        raise UsageError(f"{path} exists; the backup is never written over a file")
-    write_atomic(path, (line + "\n").encode(), 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; the backup is never written over a file") from None
+    except OSError as exc:
+        raise UsageError(f"backup file {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write((line + "\n").encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        if isinstance(exc, OSError):
+            raise UsageError(f"backup file {path}: {exc.strerror or exc}") from None
+        raise
     return path
 
 
 async def cmd_init(ctx: Context) -> int:
     seed = new_seed()
-    path = _create(ctx, seed)
-    primary = encode_address(derive_keypair(seed, 0).address)
     line = backup_string(seed)
-    data: dict[str, Any] = {"keystore": str(path), "address": primary}
+    backup: Path | None = None
     if ctx.args.backup:
-        backup = _write_backup(ctx.args.backup, line)
+        _check_new(ctx.directory)  # no backup file for a wallet that cannot be created
+        backup = _write_backup(ctx.args.backup, line)  # first: the line is never lost
+    try:
+        path = _create(ctx, seed)
+    except BaseException:
+        if backup is not None:  # its wallet was never made
+            with contextlib.suppress(OSError):
+                backup.unlink()
+        raise
+    primary = encode_address(derive_keypair(seed, 0).address)
+    data: dict[str, Any] = {"keystore": str(path), "address": primary}
+    if backup is not None:
         data["backup_file"] = str(backup)
         ctx.emit(
             data,

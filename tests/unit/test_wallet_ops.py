@@ -180,3 +180,60 @@ async def test_the_event_watcher_reconnects_with_since() -> None:
         await runner.cleanup()
     assert queries[0] == {"topics": "address:x"}
     assert queries[1] == {"topics": "address:x", "since": "5"}
+
+
+def _init(directory: Path, *args: str) -> int:
+    return cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum", *args])
+
+
+@pytest.mark.parametrize("problem", ["exists", "unwritable"])
+def test_init_with_a_bad_backup_file_creates_no_wallet(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    problem: str,
+) -> None:
+    """The backup file is made first: when it cannot be, no wallet exists whose backup line
+    was never shown, and init can simply be run again."""
+    monkeypatch.setenv("TANGLE_WALLET_PASSWORD", "pw")
+    directory = tmp_path / "w"
+    if problem == "exists":
+        bad = tmp_path / "backup.txt"
+        bad.write_text("something else\n")
+    else:
+        (tmp_path / "plain-file").write_text("")
+        bad = tmp_path / "plain-file" / "backup.txt"  # its folder is a file
+    assert _init(directory, "--backup", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert not (directory / "keystore.json").exists()
+    assert not (directory / "wallet.db").exists()
+    if problem == "exists":
+        assert bad.read_text() == "something else\n"
+    good = tmp_path / "good.txt"
+    assert _init(directory, "--backup", str(good)) == 0
+    assert good.read_text().startswith("tgl-seed:")
+    assert oct(good.stat().st_mode & 0o777) == "0o600"
+    assert (directory / "keystore.json").exists()
+
+
+def test_init_failing_after_the_keystore_removes_it_and_the_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TANGLE_WALLET_PASSWORD", "pw")
+    directory = tmp_path / "w"
+    backup = tmp_path / "backup.txt"
+
+    def broken(path: Path) -> WalletState:
+        assert (directory / "keystore.json").exists()  # it fails after the keystore
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "WalletState", broken)
+    assert _init(directory, "--backup", str(backup)) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (directory / "keystore.json").exists()
+    assert not backup.exists()  # it restored a wallet that was never made
+    monkeypatch.undo()
+    monkeypatch.setenv("TANGLE_WALLET_PASSWORD", "pw")
+    assert _init(directory, "--backup", str(backup)) == 0
+    assert backup.read_text().startswith("tgl-seed:")

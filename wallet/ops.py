@@ -24,7 +24,7 @@ from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError, 
 from wallet.fleet import TopupPlan, plan_topups
 from wallet.keys import derive_keypair
 from wallet.keystore import load_seed, read_keystore
-from wallet.payments import Payer, Solver
+from wallet.payments import DoubleSpend, Payer, Solver
 from wallet.state import FAILED, AddressRow, Batch, PaymentRow, WalletState
 
 KEYSTORE_FILE = "keystore.json"
@@ -315,9 +315,12 @@ class Wallet:
                 self._recording(batch_id, "reattach")
                 try:
                     await payer.reattach(decode(bytes.fromhex(batch.raw)))
+                except DoubleSpend:
+                    pass  # the node counts the original's spend still: wait for it instead
+                else:
+                    continue
                 finally:
                     self.client.on_submit = None
-                continue
             if meta.get("should_promote"):
                 self._recording(batch_id, "promote")
                 try:

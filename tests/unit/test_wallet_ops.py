@@ -17,15 +17,18 @@ from tangle.transaction import OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams
 from wallet import cli
 from wallet.autotopup import watch_events
-from wallet.client import AddressInfo, OutputInfo
+from wallet.client import AddressInfo, NodeClient, OutputInfo
+from wallet.errors import InsufficientFunds, NodeError, SendFailed
 from wallet.keys import derive_keypair
 from wallet.keystore import KDF_PRESETS, save_keystore
 from wallet.ops import RecordingClient, Wallet
+from wallet.payments import Payer
 from wallet.state import PaymentRow, WalletState
 
 SEED = bytes(range(32))
 ME = derive_keypair(SEED, 0)
-PAYEE = encode_address(derive_keypair(SEED, 5).address)
+PAYEE_ADDRESS = derive_keypair(SEED, 5).address
+PAYEE = encode_address(PAYEE_ADDRESS)
 FUNDING = TxId(bytes([7]) * 32)
 
 
@@ -237,3 +240,122 @@ def test_init_failing_after_the_keystore_removes_it_and_the_backup(
     monkeypatch.setenv("TANGLE_WALLET_PASSWORD", "pw")
     assert _init(directory, "--backup", str(backup)) == 0
     assert backup.read_text().startswith("tgl-seed:")
+
+
+class CoinNode(NodeClient):
+    """A node with the given coins at every address; it remembers what submissions spent
+    and refuses (``refusal``) a spend of an output spent before, like a node that knows
+    pending spends."""
+
+    def __init__(self, coins: list[int], refusal: tuple[int, str, str] | None = None) -> None:
+        super().__init__("http://scripted")
+        self.coins = {OutputId(FUNDING, i): amount for i, amount in enumerate(coins)}
+        self.spent: dict[OutputId, TxId] = {}
+        self.submitted: list[Transaction] = []
+        self.refused: list[Transaction] = []
+        self.refusal = refusal or (409, "double_spend", "an input is already spent")
+
+    async def params(self) -> NetworkParams:
+        return NetworkParams(network_id=1, base_difficulty=1)
+
+    async def tips(self, approve: Any = ()) -> tuple[TxId, TxId]:
+        await asyncio.sleep(0)  # another payment may run meanwhile
+        return FUNDING, FUNDING
+
+    async def address(self, address: Any) -> AddressInfo:
+        await asyncio.sleep(0)
+        outputs = tuple(
+            OutputInfo(oid, address, amount, "confirmed", oid in self.spent, None, False)
+            for oid, amount in self.coins.items()
+        )
+        return AddressInfo(address, 0, 0, outputs)
+
+    async def submit(self, tx: Transaction) -> bool:
+        await asyncio.sleep(0)
+        if any(oid in self.spent for oid in tx.inputs):
+            self.refused.append(tx)
+            status, code, message = self.refusal
+            raise NodeError(status, code, message, {})
+        self.spent.update(dict.fromkeys(tx.inputs, tx.id))
+        self.submitted.append(tx)
+        return True
+
+
+async def test_concurrent_payments_of_one_payer_spend_distinct_coins() -> None:
+    node = CoinNode([500, 500, 500])
+    payer = Payer(node, ME)
+    try:
+        first, second = await asyncio.gather(
+            payer.pay({PAYEE_ADDRESS: 100}), payer.pay({PAYEE_ADDRESS: 200})
+        )
+    finally:
+        payer.solver.close()
+    assert not node.refused
+    assert set(first.inputs).isdisjoint(second.inputs)
+
+
+async def test_concurrent_payments_from_one_coin_one_fails_clearly() -> None:
+    node = CoinNode([1000])
+    payer = Payer(node, ME)
+    try:
+        results = await asyncio.gather(
+            payer.pay({PAYEE_ADDRESS: 600}),
+            payer.pay({PAYEE_ADDRESS: 600}),
+            return_exceptions=True,
+        )
+    finally:
+        payer.solver.close()
+    paid = [r for r in results if isinstance(r, Transaction)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(paid) == 1
+    assert len(failed) == 1
+    assert isinstance(failed[0], InsufficientFunds)
+    assert "has 400 available, the payment needs 600" in str(failed[0])
+    assert len(node.submitted) == 1
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        (409, "double_spend", "an input is already spent by a pending transaction"),
+        (422, "conflicting", "DOUBLE_SPEND: output 07…:0 is spent by 08… (PROTOCOL §8.3)"),
+    ],
+)
+async def test_a_double_spend_refusal_marks_the_coin_spent_and_chooses_again(
+    refusal: tuple[int, str, str],
+) -> None:
+    """Another payer (another process, the same key) spent the largest coin; our node
+    index does not show it yet. The refusal makes the payer choose the next coin."""
+    node = CoinNode([700, 500], refusal)
+    rival = next(iter(node.coins))
+    node.spent[rival] = TxId(bytes(32))
+    payer = Payer(node, ME)
+    payer.made[rival] = 700  # what the stale view still offers
+    node.coins.pop(rival)
+    try:
+        tx = await payer.pay({PAYEE_ADDRESS: 300})
+    finally:
+        payer.solver.close()
+    assert rival in node.refused[0].inputs
+    assert rival not in tx.inputs
+    assert tx.inputs == (OutputId(FUNDING, 1),)
+    assert rival in payer.spent
+
+
+async def test_double_spend_refusals_give_up_after_a_few_selections() -> None:
+    node = CoinNode([])
+    payer = Payer(node, ME)
+    stale = {OutputId(FUNDING, i): 100 for i in range(10)}
+    node.spent.update(dict.fromkeys(stale, TxId(bytes(32))))
+    try:
+        payer.made.update(list(stale.items())[:2])  # a stale view: two coins look free
+        with pytest.raises(InsufficientFunds, match="has 0 available"):
+            await payer.pay({PAYEE_ADDRESS: 100})
+        assert len(node.refused) == 2
+        payer.made.update(list(stale.items())[2:])  # eight more
+        with pytest.raises(SendFailed, match="spent already 4 times"):
+            await payer.pay({PAYEE_ADDRESS: 100})
+        assert len(node.refused) == 6
+    finally:
+        payer.solver.close()
+    assert len(node.submitted) == 0

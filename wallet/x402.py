@@ -43,7 +43,8 @@ NONCE_SIZE = 16
 PAYLOAD_MAGIC = b"X402"
 """A payment's payload: these 4 bytes, then the 16-byte invoice nonce."""
 MAX_INVOICES = 10_000
-"""Unpaid invoices kept at most; the oldest are forgotten first."""
+"""Invoices kept at most (the default of :attr:`Paywall.max_invoices`); the oldest unpaid
+ones are forgotten first, an invoice a payment was presented for never."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -198,6 +199,9 @@ class Paywall:
     poll: float = 0.2
     clock: Callable[[], float] = time.monotonic
     invoices: dict[bytes, Invoice] = field(default_factory=dict)
+    max_invoices: int = MAX_INVOICES
+    """Invoices kept at most before the oldest unpaid are forgotten; invoices a payment
+    was presented for (``paid_by``) are kept until settled, even beyond this."""
     pending_answers: int = 0
     """How many 202 "pending" answers were given (for monitoring)."""
 
@@ -216,8 +220,11 @@ class Paywall:
         now = self.clock()
         for stale in [n for n, i in self.invoices.items() if i.expires < now and not i.paid_by]:
             del self.invoices[stale]
-        while len(self.invoices) >= MAX_INVOICES:
-            del self.invoices[next(iter(self.invoices))]
+        excess = len(self.invoices) - self.max_invoices + 1
+        if excess > 0:  # the oldest unpaid go: a buyer who paid keeps their invoice
+            unpaid = [n for n, i in self.invoices.items() if i.paid_by is None]
+            for old in unpaid[:excess]:
+                del self.invoices[old]
         nonce = secrets.token_bytes(NONCE_SIZE)
         resource = str(request.rel_url)
         self.invoices[nonce] = Invoice(

@@ -190,6 +190,31 @@ async def test_pending_settlement_is_answered_pending_and_paid_once(shop: Shop) 
     assert seller_after - seller_before == price
 
 
+async def test_a_paid_invoice_is_never_evicted(shop: Shop) -> None:
+    """Many fresh invoices after a payment was presented push out the oldest unpaid
+    invoices only: the buyer who paid is served, never told ``unknown_invoice``."""
+    shop.paywall.settle_wait = 0
+    shop.paywall.max_invoices = 3
+    price = len(DATA) * PRICE_PER_BYTE
+    unpaid_first = await _invoice(shop, "/data")
+    requirement = await _invoice(shop, "/data")
+    nonce = bytes.fromhex(requirement["extra"]["nonce"])
+    tx = await shop.payer.pay({shop.seller.address: price}, payload=payment_payload(nonce))
+    header = _header(requirement, tx.id)
+    status, body = await _present(shop, "/data", header)
+    assert status == 202, body  # bound to the invoice now
+    for _ in range(5):
+        await _invoice(shop, "/data")
+    invoices = shop.paywall.invoices
+    assert nonce in invoices
+    assert bytes.fromhex(unpaid_first["extra"]["nonce"]) not in invoices
+    assert len(invoices) == 3
+    session = PayingSession(shop.http, shop.payer, max_per_request=1_000, max_total=2_000)
+    session.poll = 0.2
+    status, served, _ = await session.present("GET", shop.url + "/data", tx.id, header)
+    assert (status, served) == (200, DATA)
+
+
 async def test_budget_overrun_pays_nothing(shop: Shop) -> None:
     before = (await shop.client.info())["transactions"]
     small = PayingSession(shop.http, shop.payer, max_per_request=500, max_total=10_000)

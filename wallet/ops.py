@@ -76,10 +76,11 @@ class Outcome:
 class Wallet:
     directory: Path
     node_url: str
-    password: Callable[[], str]
+    password: Callable[[], str] = field(repr=False)
     clock: Callable[[], float] = time.time
     timeout: float = 30.0
-    _seed: bytes | None = None
+    _seed: bytes | None = field(default=None, repr=False)
+    """Never in ``repr``: a logged or printed wallet must not show the seed."""
     _state: WalletState | None = None
     _client: RecordingClient | None = None
     _payers: dict[int, Payer] = field(default_factory=dict)

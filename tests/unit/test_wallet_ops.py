@@ -359,3 +359,17 @@ async def test_double_spend_refusals_give_up_after_a_few_selections() -> None:
     finally:
         payer.solver.close()
     assert len(node.submitted) == 0
+
+
+async def test_repr_of_a_wallet_shows_no_seed(tmp_path: Path) -> None:
+    secret = "the password"
+    wallet = Wallet(tmp_path, "http://scripted", lambda: secret)
+    wallet._seed = SEED
+    wallet.payer(0)  # a keypair derived from the seed, held by the wallet
+    try:
+        text = repr(wallet)
+        for shown in (SEED.hex(), repr(SEED), str(list(SEED)), "lambda", "_seed"):
+            assert shown not in text
+        assert "http://scripted" in text  # still a useful repr
+    finally:
+        await wallet.close()

@@ -549,7 +549,14 @@ async def cmd_fleet_add(ctx: Context) -> int:
     if not name or "," in name or name.lower().startswith("tgl1"):
         raise UsageError(f"device name {name!r}: not empty, no commas, not like an address")
     address = encode_address(decode_address(ctx.args.address.strip()))
-    ctx.wallet.state.add_device(name, address)
+    state = ctx.wallet.state
+    for device in state.devices():
+        if device.address == address and device.name != name:
+            raise UsageError(
+                f"{address} is already in the fleet as {device.name!r}; one device per "
+                f"address (rename: add {name!r} with its own address)"
+            )
+    state.add_device(name, address)
     ctx.emit({"name": name, "address": address}, f"fleet: {name} = {address}")
     return 0
 

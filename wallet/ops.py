@@ -63,6 +63,25 @@ class RecordingClient(NodeClient):
         return await super().submit(tx)
 
 
+def _check_distinct(rows: Sequence[PaymentRow]) -> None:
+    """Refuse rows paying one recipient twice: one output per address would merge them."""
+    first: dict[str, int] = {}
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        if row.recipient in first:
+            what = f" ({row.device})" if row.device else ""
+            problems.append(
+                f"rows {first[row.recipient]} and {number} both pay {row.recipient}{what}"
+            )
+        else:
+            first[row.recipient] = number
+    if problems:
+        raise UsageError(
+            "; ".join(problems) + ": one payment per recipient in a batch (two fleet devices "
+            "on one address?); nothing was sent"
+        )
+
+
 @dataclass
 class Outcome:
     """One batch after :meth:`Wallet.pay_rows`: paid now, or found paid already."""
@@ -182,9 +201,11 @@ class Wallet:
         recorded already are not paid again: their batch is checked and resent if needed.
 
         Raises:
-            UsageError: a key already names a different payment.
+            UsageError: a key already names a different payment; two rows pay one
+                recipient (a transaction has one output per address).
             InsufficientFunds: nothing was issued.
         """
+        _check_distinct(rows)
         fresh: list[PaymentRow] = []
         old_batches: dict[int, None] = {}
         for row in rows:

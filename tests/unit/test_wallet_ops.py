@@ -18,7 +18,7 @@ from tangle.validation import NetworkParams
 from wallet import cli
 from wallet.autotopup import watch_events
 from wallet.client import AddressInfo, NodeClient, OutputInfo
-from wallet.errors import InsufficientFunds, NodeError, SendFailed
+from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError
 from wallet.keys import derive_keypair
 from wallet.keystore import KDF_PRESETS, save_keystore
 from wallet.ops import RecordingClient, Wallet
@@ -371,5 +371,49 @@ async def test_repr_of_a_wallet_shows_no_seed(tmp_path: Path) -> None:
         for shown in (SEED.hex(), repr(SEED), str(list(SEED)), "lambda", "_seed"):
             assert shown not in text
         assert "http://scripted" in text  # still a useful repr
+    finally:
+        await wallet.close()
+
+
+def test_fleet_add_refuses_an_address_already_in_the_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_keystore(tmp_path / "keystore.json", SEED, "pw", KDF_PRESETS["minimum"])
+    other = encode_address(derive_keypair(SEED, 6).address)
+
+    def fleet(*args: str) -> int:
+        return cli.main(["--wallet-dir", str(tmp_path), "fleet", *args])
+
+    assert fleet("add", "meter-1", PAYEE) == 0
+    capsys.readouterr()
+    assert fleet("add", "meter-2", PAYEE) == 2
+    assert f"{PAYEE} is already in the fleet as 'meter-1'" in capsys.readouterr().err
+    assert fleet("add", "meter-1", PAYEE) == 0  # the same again: nothing changes
+    assert fleet("add", "meter-1", other) == 0  # moving a device is fine
+    assert fleet("add", "meter-2", PAYEE) == 0  # its old address is free now
+    state = WalletState(tmp_path / "wallet.db")
+    try:
+        assert {(d.name, d.address) for d in state.devices()} == {
+            ("meter-1", other),
+            ("meter-2", PAYEE),
+        }
+    finally:
+        state.close()
+
+
+async def test_pay_rows_refuses_two_rows_for_one_recipient(tmp_path: Path) -> None:
+    node = ScriptedNode([])
+    wallet = make_wallet(tmp_path, node)
+    other = encode_address(derive_keypair(SEED, 6).address)
+    rows = [
+        PaymentRow("a", PAYEE, 100, "meter-1"),
+        PaymentRow("b", other, 100),
+        PaymentRow("c", PAYEE, 200, "meter-2"),
+    ]
+    try:
+        with pytest.raises(UsageError, match=f"rows 1 and 3 both pay {PAYEE} \\(meter-2\\)"):
+            await wallet.pay_rows("topup", rows)
+        assert node.submitted == []
+        assert wallet.state.payment_by_key("a") is None  # nothing recorded either
     finally:
         await wallet.close()

@@ -265,6 +265,10 @@ class Wallet:
         batch = self.state.batch(batch_id)
         if batch.raw is None:
             raise SendFailed(f"payment batch {batch_id} has no transaction ({batch.status})")
+        if batch.status == "confirmed":
+            # final: a node prunes confirmed history (then it knows neither the id nor
+            # its status), and resending the spend could only be refused
+            return Outcome(batch, reused=True, status="confirmed")
         statuses = await self.client.statuses([TxId(bytes.fromhex(t)) for t in batch.tx_ids])
         found = {k.hex(): v for k, v in statuses.items()}
         for wanted in ("confirmed", "pending"):
@@ -310,6 +314,8 @@ class Wallet:
             batch = self.state.batch(batch_id)
             assert batch.tx_id is not None
             assert batch.raw is not None
+            if batch.status == "confirmed":  # recorded: the node may have pruned it since
+                return "confirmed"
             meta = (await self.client.transaction(TxId(bytes.fromhex(batch.tx_id))))["metadata"]
             status = str(meta["status"])
             progress(batch.tx_id, meta)
@@ -353,10 +359,11 @@ class Wallet:
 
     async def refresh(self, batches: Sequence[Batch]) -> list[Batch]:
         """The batches with their status as the node sees it now."""
-        ids = [TxId(bytes.fromhex(b.tx_id)) for b in batches if b.tx_id and b.status != FAILED]
+        final = (FAILED, "confirmed")  # a confirmed status is never downgraded (pruning)
+        ids = [TxId(bytes.fromhex(b.tx_id)) for b in batches if b.tx_id and b.status not in final]
         statuses = await self.client.statuses(ids) if ids else {}
         for batch in batches:
-            if batch.tx_id and batch.status != FAILED:
+            if batch.tx_id and batch.status not in final:
                 status = statuses.get(TxId(bytes.fromhex(batch.tx_id)))
                 if status is not None and status != batch.status:
                     self.state.set_status(batch.id, status)

@@ -417,3 +417,30 @@ async def test_pay_rows_refuses_two_rows_for_one_recipient(tmp_path: Path) -> No
         assert wallet.state.payment_by_key("a") is None  # nothing recorded either
     finally:
         await wallet.close()
+
+
+async def test_a_confirmed_payment_pruned_by_the_node_is_not_sent_again(tmp_path: Path) -> None:
+    """Nodes prune confirmed history: the id is then unknown (404, status null). A retry
+    with the same key trusts the recorded ``confirmed``: already sent, nothing resubmitted,
+    the status never downgraded."""
+    node = ScriptedNode([[{"status": "confirmed"}]])
+    wallet = make_wallet(tmp_path, node)
+    try:
+        (outcome,) = await wallet.pay_rows("send", [PaymentRow("k-1", PAYEE, 300)])
+        assert await wallet.wait(outcome.batch.id, 10, poll=0) == "confirmed"
+        node.answers.clear()  # pruned
+
+        async def pruned(tx_id: TxId) -> dict[str, Any]:
+            raise NodeError(404, "not_found", f"unknown transaction {tx_id.hex()}", {})
+
+        node.transaction = pruned  # type: ignore[method-assign]
+        (again,) = await wallet.pay_rows("send", [PaymentRow("k-1", PAYEE, 300)])
+        assert again.reused
+        assert again.status == "confirmed"
+        assert again.batch.status == "confirmed"
+        assert len(node.submitted) == 1  # nothing resubmitted
+        assert await wallet.wait(again.batch.id, 10, poll=0) == "confirmed"
+        (listed,) = await wallet.refresh(wallet.state.batches(None))
+        assert listed.status == "confirmed"
+    finally:
+        await wallet.close()

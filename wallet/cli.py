@@ -17,12 +17,15 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nacl.exceptions
 
 from tangle import __version__
 from tangle.address import decode_address, encode_address
@@ -45,7 +48,13 @@ from wallet.keystore import (
 )
 from wallet.ops import KEYSTORE_FILE, STATE_FILE, Outcome, Wallet
 from wallet.state import Batch, PaymentRow, Policy, WalletState
-from wallet.uri import PaymentRequest, format_payment_uri, parse_amount, parse_payment_uri
+from wallet.uri import (
+    PaymentRequest,
+    format_payment_uri,
+    parse_amount,
+    parse_payment_uri,
+    whole_arg,
+)
 
 EXIT_USER_ERROR = 2
 DEFAULT_NODE = "http://127.0.0.1:14265"
@@ -694,6 +703,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--wallet-dir", default=argparse.SUPPRESS)
     common.add_argument("--node", default=argparse.SUPPRESS)
+    common.add_argument("--timeout-node", type=float, default=argparse.SUPPRESS)
     return common
 
 
@@ -732,17 +742,19 @@ def register(commands: Any) -> None:
     init.add_argument("--backup", metavar="FILE", help="write the backup line to FILE (0600)")
     restore = commands.choices["restore"]
     restore.add_argument("--from-file", metavar="FILE", help="read the backup line from FILE")
-    restore.add_argument("--addresses", type=int, default=1, help="derive this many addresses")
+    restore.add_argument(
+        "--addresses", type=whole_arg, default=1, help="derive this many addresses"
+    )
     restore.add_argument("--scan", action="store_true", help="also find used addresses on the node")
 
     address = add("address", cmd_address, "list addresses, or derive a new one")
     address.add_argument("--new", action="store_true", help="derive the next address")
     address.add_argument("--label", help="label for the new (or --index) address")
-    address.add_argument("--index", type=int, help="the address to label")
+    address.add_argument("--index", type=whole_arg, help="the address to label")
 
     add("balance", cmd_balance, "confirmed and pending balance per address")
     history = add("history", cmd_history, "payments sent, with their status")
-    history.add_argument("--limit", type=int, help="only the latest N")
+    history.add_argument("--limit", type=whole_arg, help="only the latest N")
     status = add("status", cmd_status, "a transaction's status and advice")
     status.add_argument("txid")
 
@@ -761,7 +773,7 @@ def register(commands: Any) -> None:
 
     faucet = add("faucet", cmd_faucet, "dev networks: have the node's faucet pay you")
     faucet.add_argument("amount")
-    faucet.add_argument("--index", type=int, default=0, help="address to fund (default 0)")
+    faucet.add_argument("--index", type=whole_arg, default=0, help="address to fund (default 0)")
 
     demo = add("demo", cmd_demo, "a devnet where machines pay per kWh and per KiB (make demo)")
     demo.add_argument("--nodes", type=int, default=3, help="devnet nodes (default 3)")
@@ -796,16 +808,18 @@ def register_fleet(commands: Any) -> None:
     topup.add_argument("--file", metavar="CSV", help="rows name_or_address,amount[,key]")
     topup.add_argument("--idempotency-key", metavar="K")
     topup.add_argument(
-        "--batch-key", metavar="TAG", help="key prefix for rows without a key (default: file hash)"
+        "--batch-key",
+        metavar="TAG",
+        help="key prefix for rows without a key (default: file:<the file's name>)",
     )
 
     policy = commands.add_parser("policy", help="top-up rules per device", parents=[common])
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     pset = policy_commands.add_parser("set", help="set a device's rule", parents=[common])
     pset.add_argument("name")
-    pset.add_argument("--min", type=int, required=True)
-    pset.add_argument("--target", type=int, required=True)
-    pset.add_argument("--daily-cap", type=int)
+    pset.add_argument("--min", type=whole_arg, required=True)
+    pset.add_argument("--target", type=whole_arg, required=True)
+    pset.add_argument("--daily-cap", type=whole_arg)
     pset.set_defaults(handler=cmd_policy_set)
     policy_commands.add_parser("list", help="the rules", parents=[common]).set_defaults(
         handler=cmd_policy_list
@@ -885,7 +899,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(args)
     try:
-        return asyncio.run(_run(ctx))
+        try:
+            return asyncio.run(_run(ctx))
+        except sqlite3.Error as exc:  # the state file: locked, damaged, not a database
+            raise StateError(f"wallet state {ctx.directory / STATE_FILE}: {exc}") from None
+        except nacl.exceptions.CryptoError as exc:  # libsodium (argon2id memory, limits)
+            raise KdfFailed(f"the password hashing failed: {exc or type(exc).__name__}") from None
     except (WalletError, AddressError) as exc:
         code = exc.exit_code if isinstance(exc, WalletError) else EXIT_USER_ERROR
         if args.json:
@@ -903,6 +922,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tangle-wallet: interrupted", file=sys.stderr)
         return 130
+
+
+class StateError(WalletError):
+    """The state file (SQLite) failed: locked by another program, damaged, not SQLite."""
+
+
+class KdfFailed(WalletError):
+    """libsodium's password hashing failed (the keystore-damaged exit code)."""
+
+    exit_code = 8
 
 
 if __name__ == "__main__":

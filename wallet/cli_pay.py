@@ -25,6 +25,7 @@ from wallet.errors import UsageError
 from wallet.keys import derive_keypair
 from wallet.meter import MeterError, MeterPayer, MeterPayment
 from wallet.payments import Payer
+from wallet.uri import whole_arg, whole_number
 
 
 def add_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -33,16 +34,16 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--price-per-kwh",
         required=True,
-        type=int,
+        type=whole_arg,
         metavar="P",
         help="smallest units per kWh (an integer ≥ 1)",
     )
     cmd.add_argument(
         "--source", required=True, metavar="FILE", help="readings file, or - for stdin"
     )
-    cmd.add_argument("--every", type=int, default=1, metavar="N", help="pay every N kWh (1)")
+    cmd.add_argument("--every", type=whole_arg, default=1, metavar="N", help="pay every N kWh (1)")
     cmd.add_argument("--meter-id", default="meter", help="the meter's name in each reading")
-    cmd.add_argument("--start-wh", type=int, default=None, help="Wh already paid for")
+    cmd.add_argument("--start-wh", type=whole_arg, default=None, help="Wh already paid for")
     cmd.add_argument(
         "--key-file",
         type=Path,
@@ -71,9 +72,12 @@ def parse_line(text: str, lineno: int) -> tuple[int, int | None] | None:
             raise UsageError(f"line {lineno}: timestamp {stamp.strip()!r} has no time zone")
         timestamp = int(moment.timestamp() * 1000)
     value = value.strip()
-    if not value.isdigit():
-        raise UsageError(f"line {lineno}: expected a whole number of Wh, got {value!r}")
-    return int(value), timestamp
+    wh = whole_number(value)
+    if wh is None:
+        raise UsageError(
+            f"line {lineno}: expected a whole number of Wh (digits 0-9), got {value!r}"
+        )
+    return wh, timestamp
 
 
 def _load_seed(path: Path) -> bytes:

@@ -444,3 +444,77 @@ async def test_a_confirmed_payment_pruned_by_the_node_is_not_sent_again(tmp_path
         assert listed.status == "confirmed"
     finally:
         await wallet.close()
+
+
+def test_a_broken_state_file_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_keystore(tmp_path / "keystore.json", SEED, "pw", KDF_PRESETS["minimum"])
+    (tmp_path / "wallet.db").write_bytes(b"this is not an SQLite database, just text" * 50)
+    code = cli.main(["--wallet-dir", str(tmp_path), "address"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"tangle-wallet: wallet state {tmp_path / 'wallet.db'}: ")
+    assert "not a database" in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    code = cli.main(["--json", "--wallet-dir", str(tmp_path), "address"])
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (code, error["exit_code"]) == (1, 1)
+    assert error["message"].startswith("wallet state ")
+
+
+def test_libsodium_failing_in_the_kdf_exits_as_a_damaged_keystore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import nacl.exceptions
+
+    from wallet import keystore
+
+    monkeypatch.setenv("TANGLE_WALLET_PASSWORD", "pw")
+    save_keystore(tmp_path / "keystore.json", SEED, "pw", KDF_PRESETS["minimum"])
+
+    def no_memory(*_args: object, **_kw: object) -> bytes:
+        raise nacl.exceptions.RuntimeError("could not allocate memory")
+
+    monkeypatch.setattr(keystore.argon2id, "kdf", no_memory)
+    assert cli.main(["--wallet-dir", str(tmp_path), "address", "--new"]) == 8
+    err = capsys.readouterr().err
+    assert "password hashing failed" in err
+    assert "Traceback" not in err
+    # init hashes too (a new keystore): the same one line and exit code
+    assert cli.main(["--wallet-dir", str(tmp_path / "new"), "init", "--kdf", "minimum"]) == 8
+    assert "password hashing failed" in capsys.readouterr().err
+    assert not (tmp_path / "new" / "keystore.json").exists()
+
+
+def test_counts_take_ascii_digits_only_and_timeout_node_goes_anywhere(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["balance", "--timeout-node", "5"]).timeout_node == 5.0
+    assert parser.parse_args(["--timeout-node", "7", "balance"]).timeout_node == 7.0
+    assert parser.parse_args(["balance"]).timeout_node == 30.0
+    ok = parser.parse_args(["policy", "set", "pump", "--min", "10", "--target", "20"])
+    assert (ok.min, ok.target) == (10, 20)
+    for bad in ("1_000", "²", "١٢"):
+        for argv in (
+            ["policy", "set", "pump", "--min", bad, "--target", "20"],
+            ["history", "--limit", bad],
+            ["pay-meter", "--to", PAYEE, "--price-per-kwh", bad, "--source", "-"],
+            [
+                "pay-meter",
+                "--to",
+                PAYEE,
+                "--price-per-kwh",
+                "1",
+                "--source",
+                "-",
+                "--start-wh",
+                bad,
+            ],
+        ):
+            with pytest.raises(SystemExit) as stopped:
+                parser.parse_args(argv)
+            assert stopped.value.code == 2
+            assert "expected a whole number (digits 0-9)" in capsys.readouterr().err

@@ -119,8 +119,13 @@ def _describe(payment: MeterPayment, as_json: bool) -> str:
 
 
 async def _pay(
-    payer: Payer, args: argparse.Namespace, source: IO[str], out: Callable[[str], None]
+    payer: Payer,
+    args: argparse.Namespace,
+    source: IO[str],
+    out: Callable[[str], None],
+    err: Callable[[str], None] = lambda _line: None,
 ) -> int:
+    """Feed every reading of ``source``; on any error exit ``err`` says where to resume."""
     try:
         seller = decode_address(args.to.strip())
     except TangleError as exc:
@@ -134,29 +139,54 @@ async def _pay(
         every=args.every,
         paid_wh=args.start_wh,
     )
-    lineno = 0
-    while line := await asyncio.to_thread(source.readline):
-        lineno += 1
-        parsed = parse_line(line, lineno)
-        if parsed is None:
-            continue
-        try:
-            payment = await meter.feed(*parsed)
-        except MeterError as exc:
-            raise UsageError(f"line {lineno}: {exc}") from None
-        if payment is not None:
-            out(_describe(payment, as_json))
+    lineno = skipped = 0
+    try:
+        while line := await asyncio.to_thread(source.readline):
+            lineno += 1
+            parsed = parse_line(line, lineno)
+            if parsed is None:
+                continue
+            if args.start_wh is not None and parsed[0] <= args.start_wh and meter.last_wh is None:
+                skipped += 1  # paid already (a run resumed with --start-wh)
+                continue
+            try:
+                payment = await meter.feed(*parsed)
+            except MeterError as exc:
+                raise UsageError(f"line {lineno}: {exc}") from None
+            if payment is not None:
+                out(_describe(payment, as_json))
+    except BaseException:
+        if meter.paid_wh is None:
+            err("nothing was paid; run again over the same readings")
+        else:
+            err(f"paid up to {meter.paid_wh} Wh; resume with --start-wh {meter.paid_wh}")
+        raise
     if as_json:
-        out(json.dumps({"event": "end", "lines": lineno, "carried_wh": meter.carried_wh}))
+        out(
+            json.dumps(
+                {
+                    "event": "end",
+                    "lines": lineno,
+                    "skipped": skipped,
+                    "paid_wh": meter.paid_wh,
+                    "carried_wh": meter.carried_wh,
+                }
+            )
+        )
     else:
-        out(f"end of readings after {lineno} lines; {meter.carried_wh} Wh carried, unpaid")
+        done = "" if meter.paid_wh is None else f"paid up to {meter.paid_wh} Wh; "
+        out(
+            f"end of readings after {lineno} lines; {done}{meter.carried_wh} Wh carried, "
+            "unpaid" + (f"; {skipped} readings at or below --start-wh skipped" if skipped else "")
+        )
     return 0
 
 
 async def cmd_pay_meter(ctx: Any) -> int:
     """The ``pay-meter`` handler (``ctx`` is the wallet CLI's context): exit 0 at the end
     of the readings; a bad line raises :class:`UsageError` naming it, after paying for
-    the lines before it."""
+    the lines before it. On any error stderr says ``paid up to X Wh; resume with
+    --start-wh X``; with ``--start-wh`` the readings at or below it are skipped."""
     args = ctx.args
 
     def out(line: str) -> None:
@@ -173,12 +203,12 @@ async def cmd_pay_meter(ctx: Any) -> int:
     try:
         if args.key_file is None:
             wallet = ctx.wallet
-            return await _pay(wallet.payer(wallet.primary().index), args, source, out)
+            return await _pay(wallet.payer(wallet.primary().index), args, source, out, ctx.err)
         keypair = derive_keypair(_load_seed(args.key_file), 0)
         async with NodeClient(args.node) as client:
             payer = Payer(client, keypair)
             try:
-                return await _pay(payer, args, source, out)
+                return await _pay(payer, args, source, out, ctx.err)
             finally:
                 payer.solver.close()
     finally:

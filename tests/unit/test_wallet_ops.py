@@ -3,8 +3,10 @@ under the same key; the CLI's password prompt (no real node here)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from tangle.transaction import OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams
 from wallet import cli
 from wallet.autotopup import watch_events
+from wallet.cli_pay import _pay
 from wallet.client import AddressInfo, NodeClient, OutputInfo
 from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError
 from wallet.keys import derive_keypair
@@ -518,3 +521,36 @@ def test_counts_take_ascii_digits_only_and_timeout_node_goes_anywhere(
                 parser.parse_args(argv)
             assert stopped.value.code == 2
             assert "expected a whole number (digits 0-9)" in capsys.readouterr().err
+
+
+async def test_pay_meter_says_where_to_resume_and_skips_what_was_paid() -> None:
+    """A run that fails says how far it paid; the re-run with --start-wh skips the
+    readings at or below it instead of failing on them, and pays nothing twice."""
+    node = CoinNode([100_000])
+    payer = Payer(node, ME)
+    args = argparse.Namespace(
+        to=PAYEE, price_per_kwh=7, meter_id="m", every=1, start_wh=None, json=False
+    )
+    out: list[str] = []
+    err: list[str] = []
+    try:
+        with pytest.raises(UsageError, match="line 4: expected a whole number of Wh"):
+            await _pay(payer, args, io.StringIO("1000\n2500\n3700\n3.8k\n"), out.append, err.append)
+        assert err == ["paid up to 3000 Wh; resume with --start-wh 3000"]
+        assert len(out) == 2  # two payments of 1 kWh each
+        paid = [o for tx in node.submitted for o in tx.outputs if o.address == PAYEE_ADDRESS]
+        assert [o.amount for o in paid] == [7, 7]
+
+        args.start_wh = 3000
+        out.clear()
+        err.clear()
+        fixed = "1000\n2500\n3000\n3700\n4100\n"
+        assert await _pay(payer, args, io.StringIO(fixed), out.append, err.append) == 0
+        assert err == []
+        assert len(out) == 2  # one payment (3000 → 4000 Wh), then the end
+        assert "paid 7 for 1 kWh (3000–4000 Wh" in out[0]
+        assert "3 readings at or below --start-wh skipped" in out[1]
+        paid = [o for tx in node.submitted for o in tx.outputs if o.address == PAYEE_ADDRESS]
+        assert [o.amount for o in paid] == [7, 7, 7]
+    finally:
+        payer.solver.close()

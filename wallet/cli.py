@@ -17,12 +17,15 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nacl.exceptions
 
 from tangle import __version__
 from tangle.address import decode_address, encode_address
@@ -42,11 +45,16 @@ from wallet.keystore import (
     new_seed,
     parse_backup,
     save_keystore,
-    write_atomic,
 )
 from wallet.ops import KEYSTORE_FILE, STATE_FILE, Outcome, Wallet
 from wallet.state import Batch, PaymentRow, Policy, WalletState
-from wallet.uri import PaymentRequest, format_payment_uri, parse_amount, parse_payment_uri
+from wallet.uri import (
+    PaymentRequest,
+    format_payment_uri,
+    parse_amount,
+    parse_payment_uri,
+    whole_arg,
+)
 
 EXIT_USER_ERROR = 2
 DEFAULT_NODE = "http://127.0.0.1:14265"
@@ -114,8 +122,8 @@ def _kdf_name(args: argparse.Namespace) -> str:
     return str(args.kdf or os.environ.get(ENV_KDF) or DEFAULT_KDF)
 
 
-def _create(ctx: Context, seed: bytes) -> Path:
-    directory = ctx.directory
+def _check_new(directory: Path) -> Path:
+    """The keystore path for a new wallet in ``directory``; an error if one is there."""
     path = directory / KEYSTORE_FILE
     if path.exists():
         raise UsageError(f"a wallet exists already at {path}; choose another --wallet-dir")
@@ -124,13 +132,34 @@ def _create(ctx: Context, seed: bytes) -> Path:
             f"{directory / STATE_FILE} is left from another wallet (its keystore is gone); "
             "move it away or choose another --wallet-dir"
         )
-    params = kdf_preset(_kdf_name(ctx.args))
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    save_keystore(path, seed, password(confirm=True), params)
-    state = WalletState(directory / STATE_FILE)
-    state.add_address(0, encode_address(derive_keypair(seed, 0).address), "primary")
-    state.close()
     return path
+
+
+def _create(ctx: Context, seed: bytes) -> Path:
+    """The keystore and state file of a new wallet; neither is left behind on a failure."""
+    directory = ctx.directory
+    path = _check_new(directory)
+    params = kdf_preset(_kdf_name(ctx.args))
+    secret = password(confirm=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_keystore(path, seed, secret, params)
+    try:
+        state = WalletState(directory / STATE_FILE)
+        try:
+            state.add_address(0, encode_address(derive_keypair(seed, 0).address), "primary")
+        finally:
+            state.close()
+    except BaseException:
+        _remove_new_wallet(directory)
+        raise
+    return path
+
+
+def _remove_new_wallet(directory: Path) -> None:
+    """Undo :func:`_create` (whose checks made sure both files are new)."""
+    for name in (KEYSTORE_FILE, STATE_FILE, STATE_FILE + "-wal", STATE_FILE + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
 
 
 def _read_file(name: str) -> bytes:
@@ -142,21 +171,50 @@ def _read_file(name: str) -> bytes:
 
 
 def _write_backup(name: str, line: str) -> Path:
+    """Create ``name`` (never over an existing file, mode 0600) holding the backup line.
+
+    Raises:
+        UsageError: the file exists or cannot be created or written; nothing is left.
+    """
     path = Path(name).expanduser()
-    if path.exists():
-        raise UsageError(f"{path} exists; the backup is never written over a file")
-    write_atomic(path, (line + "\n").encode(), 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; the backup is never written over a file") from None
+    except OSError as exc:
+        raise UsageError(f"backup file {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write((line + "\n").encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        if isinstance(exc, OSError):
+            raise UsageError(f"backup file {path}: {exc.strerror or exc}") from None
+        raise
     return path
 
 
 async def cmd_init(ctx: Context) -> int:
     seed = new_seed()
-    path = _create(ctx, seed)
-    primary = encode_address(derive_keypair(seed, 0).address)
     line = backup_string(seed)
-    data: dict[str, Any] = {"keystore": str(path), "address": primary}
+    backup: Path | None = None
     if ctx.args.backup:
-        backup = _write_backup(ctx.args.backup, line)
+        _check_new(ctx.directory)  # no backup file for a wallet that cannot be created
+        backup = _write_backup(ctx.args.backup, line)  # first: the line is never lost
+    try:
+        path = _create(ctx, seed)
+    except BaseException:
+        if backup is not None:  # its wallet was never made
+            with contextlib.suppress(OSError):
+                backup.unlink()
+        raise
+    primary = encode_address(derive_keypair(seed, 0).address)
+    data: dict[str, Any] = {"keystore": str(path), "address": primary}
+    if backup is not None:
         data["backup_file"] = str(backup)
         ctx.emit(
             data,
@@ -500,7 +558,14 @@ async def cmd_fleet_add(ctx: Context) -> int:
     if not name or "," in name or name.lower().startswith("tgl1"):
         raise UsageError(f"device name {name!r}: not empty, no commas, not like an address")
     address = encode_address(decode_address(ctx.args.address.strip()))
-    ctx.wallet.state.add_device(name, address)
+    state = ctx.wallet.state
+    for device in state.devices():
+        if device.address == address and device.name != name:
+            raise UsageError(
+                f"{address} is already in the fleet as {device.name!r}; one device per "
+                f"address (rename: add {name!r} with its own address)"
+            )
+    state.add_device(name, address)
     ctx.emit({"name": name, "address": address}, f"fleet: {name} = {address}")
     return 0
 
@@ -638,6 +703,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     common.add_argument("--wallet-dir", default=argparse.SUPPRESS)
     common.add_argument("--node", default=argparse.SUPPRESS)
+    common.add_argument("--timeout-node", type=float, default=argparse.SUPPRESS)
     return common
 
 
@@ -676,17 +742,19 @@ def register(commands: Any) -> None:
     init.add_argument("--backup", metavar="FILE", help="write the backup line to FILE (0600)")
     restore = commands.choices["restore"]
     restore.add_argument("--from-file", metavar="FILE", help="read the backup line from FILE")
-    restore.add_argument("--addresses", type=int, default=1, help="derive this many addresses")
+    restore.add_argument(
+        "--addresses", type=whole_arg, default=1, help="derive this many addresses"
+    )
     restore.add_argument("--scan", action="store_true", help="also find used addresses on the node")
 
     address = add("address", cmd_address, "list addresses, or derive a new one")
     address.add_argument("--new", action="store_true", help="derive the next address")
     address.add_argument("--label", help="label for the new (or --index) address")
-    address.add_argument("--index", type=int, help="the address to label")
+    address.add_argument("--index", type=whole_arg, help="the address to label")
 
     add("balance", cmd_balance, "confirmed and pending balance per address")
     history = add("history", cmd_history, "payments sent, with their status")
-    history.add_argument("--limit", type=int, help="only the latest N")
+    history.add_argument("--limit", type=whole_arg, help="only the latest N")
     status = add("status", cmd_status, "a transaction's status and advice")
     status.add_argument("txid")
 
@@ -705,7 +773,7 @@ def register(commands: Any) -> None:
 
     faucet = add("faucet", cmd_faucet, "dev networks: have the node's faucet pay you")
     faucet.add_argument("amount")
-    faucet.add_argument("--index", type=int, default=0, help="address to fund (default 0)")
+    faucet.add_argument("--index", type=whole_arg, default=0, help="address to fund (default 0)")
 
     demo = add("demo", cmd_demo, "a devnet where machines pay per kWh and per KiB (make demo)")
     demo.add_argument("--nodes", type=int, default=3, help="devnet nodes (default 3)")
@@ -740,16 +808,18 @@ def register_fleet(commands: Any) -> None:
     topup.add_argument("--file", metavar="CSV", help="rows name_or_address,amount[,key]")
     topup.add_argument("--idempotency-key", metavar="K")
     topup.add_argument(
-        "--batch-key", metavar="TAG", help="key prefix for rows without a key (default: file hash)"
+        "--batch-key",
+        metavar="TAG",
+        help="key prefix for rows without a key (default: file:<the file's name>)",
     )
 
     policy = commands.add_parser("policy", help="top-up rules per device", parents=[common])
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     pset = policy_commands.add_parser("set", help="set a device's rule", parents=[common])
     pset.add_argument("name")
-    pset.add_argument("--min", type=int, required=True)
-    pset.add_argument("--target", type=int, required=True)
-    pset.add_argument("--daily-cap", type=int)
+    pset.add_argument("--min", type=whole_arg, required=True)
+    pset.add_argument("--target", type=whole_arg, required=True)
+    pset.add_argument("--daily-cap", type=whole_arg)
     pset.set_defaults(handler=cmd_policy_set)
     policy_commands.add_parser("list", help="the rules", parents=[common]).set_defaults(
         handler=cmd_policy_list
@@ -829,7 +899,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(args)
     try:
-        return asyncio.run(_run(ctx))
+        try:
+            return asyncio.run(_run(ctx))
+        except sqlite3.Error as exc:  # the state file: locked, damaged, not a database
+            raise StateError(f"wallet state {ctx.directory / STATE_FILE}: {exc}") from None
+        except nacl.exceptions.CryptoError as exc:  # libsodium (argon2id memory, limits)
+            raise KdfFailed(f"the password hashing failed: {exc or type(exc).__name__}") from None
     except (WalletError, AddressError) as exc:
         code = exc.exit_code if isinstance(exc, WalletError) else EXIT_USER_ERROR
         if args.json:
@@ -847,6 +922,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tangle-wallet: interrupted", file=sys.stderr)
         return 130
+
+
+class StateError(WalletError):
+    """The state file (SQLite) failed: locked by another program, damaged, not SQLite."""
+
+
+class KdfFailed(WalletError):
+    """libsodium's password hashing failed (the keystore-damaged exit code)."""
+
+    exit_code = 8
 
 
 if __name__ == "__main__":

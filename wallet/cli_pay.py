@@ -25,6 +25,7 @@ from wallet.errors import UsageError
 from wallet.keys import derive_keypair
 from wallet.meter import MeterError, MeterPayer, MeterPayment
 from wallet.payments import Payer
+from wallet.uri import whole_arg, whole_number
 
 
 def add_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -33,16 +34,16 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--price-per-kwh",
         required=True,
-        type=int,
+        type=whole_arg,
         metavar="P",
         help="smallest units per kWh (an integer ≥ 1)",
     )
     cmd.add_argument(
         "--source", required=True, metavar="FILE", help="readings file, or - for stdin"
     )
-    cmd.add_argument("--every", type=int, default=1, metavar="N", help="pay every N kWh (1)")
+    cmd.add_argument("--every", type=whole_arg, default=1, metavar="N", help="pay every N kWh (1)")
     cmd.add_argument("--meter-id", default="meter", help="the meter's name in each reading")
-    cmd.add_argument("--start-wh", type=int, default=None, help="Wh already paid for")
+    cmd.add_argument("--start-wh", type=whole_arg, default=None, help="Wh already paid for")
     cmd.add_argument(
         "--key-file",
         type=Path,
@@ -71,9 +72,12 @@ def parse_line(text: str, lineno: int) -> tuple[int, int | None] | None:
             raise UsageError(f"line {lineno}: timestamp {stamp.strip()!r} has no time zone")
         timestamp = int(moment.timestamp() * 1000)
     value = value.strip()
-    if not value.isdigit():
-        raise UsageError(f"line {lineno}: expected a whole number of Wh, got {value!r}")
-    return int(value), timestamp
+    wh = whole_number(value)
+    if wh is None:
+        raise UsageError(
+            f"line {lineno}: expected a whole number of Wh (digits 0-9), got {value!r}"
+        )
+    return wh, timestamp
 
 
 def _load_seed(path: Path) -> bytes:
@@ -115,8 +119,13 @@ def _describe(payment: MeterPayment, as_json: bool) -> str:
 
 
 async def _pay(
-    payer: Payer, args: argparse.Namespace, source: IO[str], out: Callable[[str], None]
+    payer: Payer,
+    args: argparse.Namespace,
+    source: IO[str],
+    out: Callable[[str], None],
+    err: Callable[[str], None] = lambda _line: None,
 ) -> int:
+    """Feed every reading of ``source``; on any error exit ``err`` says where to resume."""
     try:
         seller = decode_address(args.to.strip())
     except TangleError as exc:
@@ -130,29 +139,54 @@ async def _pay(
         every=args.every,
         paid_wh=args.start_wh,
     )
-    lineno = 0
-    while line := await asyncio.to_thread(source.readline):
-        lineno += 1
-        parsed = parse_line(line, lineno)
-        if parsed is None:
-            continue
-        try:
-            payment = await meter.feed(*parsed)
-        except MeterError as exc:
-            raise UsageError(f"line {lineno}: {exc}") from None
-        if payment is not None:
-            out(_describe(payment, as_json))
+    lineno = skipped = 0
+    try:
+        while line := await asyncio.to_thread(source.readline):
+            lineno += 1
+            parsed = parse_line(line, lineno)
+            if parsed is None:
+                continue
+            if args.start_wh is not None and parsed[0] <= args.start_wh and meter.last_wh is None:
+                skipped += 1  # paid already (a run resumed with --start-wh)
+                continue
+            try:
+                payment = await meter.feed(*parsed)
+            except MeterError as exc:
+                raise UsageError(f"line {lineno}: {exc}") from None
+            if payment is not None:
+                out(_describe(payment, as_json))
+    except BaseException:
+        if meter.paid_wh is None:
+            err("nothing was paid; run again over the same readings")
+        else:
+            err(f"paid up to {meter.paid_wh} Wh; resume with --start-wh {meter.paid_wh}")
+        raise
     if as_json:
-        out(json.dumps({"event": "end", "lines": lineno, "carried_wh": meter.carried_wh}))
+        out(
+            json.dumps(
+                {
+                    "event": "end",
+                    "lines": lineno,
+                    "skipped": skipped,
+                    "paid_wh": meter.paid_wh,
+                    "carried_wh": meter.carried_wh,
+                }
+            )
+        )
     else:
-        out(f"end of readings after {lineno} lines; {meter.carried_wh} Wh carried, unpaid")
+        done = "" if meter.paid_wh is None else f"paid up to {meter.paid_wh} Wh; "
+        out(
+            f"end of readings after {lineno} lines; {done}{meter.carried_wh} Wh carried, "
+            "unpaid" + (f"; {skipped} readings at or below --start-wh skipped" if skipped else "")
+        )
     return 0
 
 
 async def cmd_pay_meter(ctx: Any) -> int:
     """The ``pay-meter`` handler (``ctx`` is the wallet CLI's context): exit 0 at the end
     of the readings; a bad line raises :class:`UsageError` naming it, after paying for
-    the lines before it."""
+    the lines before it. On any error stderr says ``paid up to X Wh; resume with
+    --start-wh X``; with ``--start-wh`` the readings at or below it are skipped."""
     args = ctx.args
 
     def out(line: str) -> None:
@@ -169,12 +203,12 @@ async def cmd_pay_meter(ctx: Any) -> int:
     try:
         if args.key_file is None:
             wallet = ctx.wallet
-            return await _pay(wallet.payer(wallet.primary().index), args, source, out)
+            return await _pay(wallet.payer(wallet.primary().index), args, source, out, ctx.err)
         keypair = derive_keypair(_load_seed(args.key_file), 0)
         async with NodeClient(args.node) as client:
             payer = Payer(client, keypair)
             try:
-                return await _pay(payer, args, source, out)
+                return await _pay(payer, args, source, out, ctx.err)
             finally:
                 payer.solver.close()
     finally:

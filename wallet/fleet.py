@@ -17,6 +17,7 @@ from tangle.address import decode_address, encode_address
 from tangle.errors import AddressError
 from wallet.errors import UsageError
 from wallet.state import Policy
+from wallet.uri import whole_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +93,9 @@ def parse_topup_file(
                 what = "not a fleet device" if not who.lower().startswith("tgl1") else "bad address"
                 problems.append((line, f"{who!r}: {what} ({exc})"))
                 continue
-        try:
-            amount = int(amount_text)
-        except ValueError:
-            problems.append((line, f"amount {amount_text!r} is not a whole number"))
+        amount = whole_number(amount_text)
+        if amount is None:
+            problems.append((line, f"amount {amount_text!r} is not a whole number (digits 0-9)"))
             continue
         if amount < 1:
             problems.append((line, f"amount {amount} is below 1"))

@@ -146,7 +146,12 @@ def decrypt_seed(doc: Any, password: str, path: Path) -> bytes:
         raise KeystoreCorrupt(path, "key derivation limits out of range")
     if len(salt) != argon2id.SALTBYTES or len(nonce) != nacl.secret.SecretBox.NONCE_SIZE:
         raise KeystoreCorrupt(path, "salt or nonce of the wrong length")
-    box = nacl.secret.SecretBox(_derive_key(password, salt, params))
+    try:
+        key = _derive_key(password, salt, params)
+    except (nacl.exceptions.CryptoError, RuntimeError) as exc:  # libsodium: memory, limits
+        what = str(exc) or type(exc).__name__
+        raise KeystoreCorrupt(path, f"the password hashing failed ({what})") from None
+    box = nacl.secret.SecretBox(key)
     try:
         seed: bytes = box.decrypt(sealed, nonce)
     except nacl.exceptions.CryptoError:

@@ -24,7 +24,7 @@ from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError, 
 from wallet.fleet import TopupPlan, plan_topups
 from wallet.keys import derive_keypair
 from wallet.keystore import load_seed, read_keystore
-from wallet.payments import Payer, Solver
+from wallet.payments import DoubleSpend, Payer, Solver
 from wallet.state import FAILED, AddressRow, Batch, PaymentRow, WalletState
 
 KEYSTORE_FILE = "keystore.json"
@@ -63,6 +63,25 @@ class RecordingClient(NodeClient):
         return await super().submit(tx)
 
 
+def _check_distinct(rows: Sequence[PaymentRow]) -> None:
+    """Refuse rows paying one recipient twice: one output per address would merge them."""
+    first: dict[str, int] = {}
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        if row.recipient in first:
+            what = f" ({row.device})" if row.device else ""
+            problems.append(
+                f"rows {first[row.recipient]} and {number} both pay {row.recipient}{what}"
+            )
+        else:
+            first[row.recipient] = number
+    if problems:
+        raise UsageError(
+            "; ".join(problems) + ": one payment per recipient in a batch (two fleet devices "
+            "on one address?); nothing was sent"
+        )
+
+
 @dataclass
 class Outcome:
     """One batch after :meth:`Wallet.pay_rows`: paid now, or found paid already."""
@@ -76,10 +95,11 @@ class Outcome:
 class Wallet:
     directory: Path
     node_url: str
-    password: Callable[[], str]
+    password: Callable[[], str] = field(repr=False)
     clock: Callable[[], float] = time.time
     timeout: float = 30.0
-    _seed: bytes | None = None
+    _seed: bytes | None = field(default=None, repr=False)
+    """Never in ``repr``: a logged or printed wallet must not show the seed."""
     _state: WalletState | None = None
     _client: RecordingClient | None = None
     _payers: dict[int, Payer] = field(default_factory=dict)
@@ -181,9 +201,11 @@ class Wallet:
         recorded already are not paid again: their batch is checked and resent if needed.
 
         Raises:
-            UsageError: a key already names a different payment.
+            UsageError: a key already names a different payment; two rows pay one
+                recipient (a transaction has one output per address).
             InsufficientFunds: nothing was issued.
         """
+        _check_distinct(rows)
         fresh: list[PaymentRow] = []
         old_batches: dict[int, None] = {}
         for row in rows:
@@ -243,6 +265,10 @@ class Wallet:
         batch = self.state.batch(batch_id)
         if batch.raw is None:
             raise SendFailed(f"payment batch {batch_id} has no transaction ({batch.status})")
+        if batch.status == "confirmed":
+            # final: a node prunes confirmed history (then it knows neither the id nor
+            # its status), and resending the spend could only be refused
+            return Outcome(batch, reused=True, status="confirmed")
         statuses = await self.client.statuses([TxId(bytes.fromhex(t)) for t in batch.tx_ids])
         found = {k.hex(): v for k, v in statuses.items()}
         for wanted in ("confirmed", "pending"):
@@ -288,6 +314,8 @@ class Wallet:
             batch = self.state.batch(batch_id)
             assert batch.tx_id is not None
             assert batch.raw is not None
+            if batch.status == "confirmed":  # recorded: the node may have pruned it since
+                return "confirmed"
             meta = (await self.client.transaction(TxId(bytes.fromhex(batch.tx_id))))["metadata"]
             status = str(meta["status"])
             progress(batch.tx_id, meta)
@@ -315,9 +343,12 @@ class Wallet:
                 self._recording(batch_id, "reattach")
                 try:
                     await payer.reattach(decode(bytes.fromhex(batch.raw)))
+                except DoubleSpend:
+                    pass  # the node counts the original's spend still: wait for it instead
+                else:
+                    continue
                 finally:
                     self.client.on_submit = None
-                continue
             if meta.get("should_promote"):
                 self._recording(batch_id, "promote")
                 try:
@@ -328,10 +359,11 @@ class Wallet:
 
     async def refresh(self, batches: Sequence[Batch]) -> list[Batch]:
         """The batches with their status as the node sees it now."""
-        ids = [TxId(bytes.fromhex(b.tx_id)) for b in batches if b.tx_id and b.status != FAILED]
+        final = (FAILED, "confirmed")  # a confirmed status is never downgraded (pruning)
+        ids = [TxId(bytes.fromhex(b.tx_id)) for b in batches if b.tx_id and b.status not in final]
         statuses = await self.client.statuses(ids) if ids else {}
         for batch in batches:
-            if batch.tx_id and batch.status != FAILED:
+            if batch.tx_id and batch.status not in final:
                 status = statuses.get(TxId(bytes.fromhex(batch.tx_id)))
                 if status is not None and status != batch.status:
                     self.state.set_status(batch.id, status)

@@ -36,6 +36,29 @@ RETRIES = 4
 
 RETRYABLE = frozenset({"unknown_parent", "conflicting", "insufficient_work", "not_live"})
 
+RESELECTS = 3
+"""Fresh coin selections per payment after the node says a chosen coin is spent already."""
+
+
+def is_double_spend(exc: NodeError) -> bool:
+    """The node refused a spend of an output another transaction it knows spends:
+    ``409 double_spend``, or ``422 conflicting`` for a DOUBLE_SPEND in the tips' view."""
+    return exc.code == "double_spend" or (
+        exc.code == "conflicting" and "DOUBLE_SPEND" in exc.message
+    )
+
+
+class DoubleSpend(SendFailed):
+    """The node says an input of the payment is spent already: nothing was issued."""
+
+    def __init__(self, inputs: list[OutputId], cause: NodeError) -> None:
+        super().__init__(
+            f"the node refused the payment: a coin it spends is spent already ({cause.code}: "
+            f"{cause.message}); nothing was sent"
+        )
+        self.inputs = inputs
+        self.cause = cause
+
 
 class Solver:
     """Proof of work for the wallet: a thread for small work, a process pool for big."""
@@ -84,6 +107,9 @@ class Payer:
     """Outputs this payer spent; kept out of selection until the node shows them spent."""
     made: dict[OutputId, int] = field(default_factory=dict)
     """Change this payer made, usable before the node's address index shows it."""
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    """Held from coin selection to the answer to the submission: concurrent payments of
+    one payer never pick the same coin."""
 
     @property
     def address(self) -> Address:
@@ -124,19 +150,37 @@ class Payer:
             SendFailed, NodeError, NodeUnreachable: the node would not take it.
         """
         needed = check_payments(payments)
-        coins = await self.coins()
-        chosen, total = select_inputs(coins, needed)
-        if total < needed:
-            raise InsufficientFunds(total, needed, f"address {encode_address(self.address)}")
-        if len(chosen) > MAX_INPUTS:
-            raise UsageError(
-                f"the payment needs {len(chosen)} coins, a transaction spends at most "
-                f"{MAX_INPUTS}; run consolidate first"
-            )
-        outputs = dict(payments)
-        if total > needed:
-            outputs[self.address] = outputs.get(self.address, 0) + total - needed
-        return await self.issue(chosen, outputs, payload, approve=approve)
+        async with self._lock:
+            for _attempt in range(RESELECTS + 1):
+                coins = await self.coins()
+                chosen, total = select_inputs(coins, needed)
+                if total < needed:
+                    raise InsufficientFunds(
+                        total, needed, f"address {encode_address(self.address)}"
+                    )
+                if len(chosen) > MAX_INPUTS:
+                    raise UsageError(
+                        f"the payment needs {len(chosen)} coins, a transaction spends at most "
+                        f"{MAX_INPUTS}; run consolidate first"
+                    )
+                outputs = dict(payments)
+                if total > needed:
+                    outputs[self.address] = outputs.get(self.address, 0) + total - needed
+                try:
+                    return await self._issue(chosen, outputs, payload, approve)
+                except DoubleSpend as exc:
+                    self._forget(exc.inputs)  # spent by someone else: choose again
+                    last = exc
+        raise SendFailed(
+            f"the node said the chosen coins were spent already {RESELECTS + 1} times; "
+            f"nothing was sent; last: {last.cause}"
+        )
+
+    def _forget(self, inputs: list[OutputId]) -> None:
+        """Keep ``inputs`` out of selection: the node says they are spent."""
+        self.spent.update(inputs)
+        for oid in inputs:
+            self.made.pop(oid, None)
 
     async def issue(
         self,
@@ -146,7 +190,21 @@ class Payer:
         *,
         approve: tuple[TxId, ...] = (),
     ) -> Transaction:
-        """Build, work, submit with retries; record what was spent and what came back."""
+        """Build, work, submit with retries; record what was spent and what came back.
+
+        Raises:
+            DoubleSpend: the node says an input is spent already (nothing was issued).
+        """
+        async with self._lock:
+            return await self._issue(inputs, outputs, payload, approve)
+
+    async def _issue(
+        self,
+        inputs: list[OutputId],
+        outputs: Mapping[Address, int],
+        payload: bytes,
+        approve: tuple[TxId, ...],
+    ) -> Transaction:
         if len(payload) > MAX_PAYLOAD_SIZE:
             raise UsageError(f"payload: at most {MAX_PAYLOAD_SIZE} bytes, got {len(payload)}")
         params = await self.client.params()
@@ -171,6 +229,8 @@ class Payer:
             try:
                 await self.client.submit(tx)
             except NodeError as exc:
+                if is_double_spend(exc):
+                    raise DoubleSpend(list(inputs), exc) from None
                 if exc.code not in RETRYABLE:
                     raise
                 last = exc
@@ -189,9 +249,14 @@ class Payer:
     async def reattach(self, tx: Transaction) -> Transaction:
         """The same spend again on fresh tips (a new id): for a payment orphaned or left
         behind. Its inputs must still be unspent by anything confirmed."""
-        self.spent.difference_update(tx.inputs)
-        payments = {o.address: o.amount for o in tx.outputs}
-        return await self.issue(list(tx.inputs), payments, tx.payload)
+        async with self._lock:
+            self.spent.difference_update(tx.inputs)
+            payments = {o.address: o.amount for o in tx.outputs}
+            try:
+                return await self._issue(list(tx.inputs), payments, tx.payload, ())
+            except DoubleSpend:
+                self.spent.update(tx.inputs)  # still spent: by the original, or a rival
+                raise
 
     async def promote(self, tx_id: TxId) -> Transaction:
         """An empty transaction approving ``tx_id``: weight for a payment left waiting."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -10,6 +12,23 @@ from tangle.errors import AddressError
 from wallet.errors import UsageError
 
 SCHEME = "tangle"
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` (spaces around it aside) as an int when it is ASCII digits 0-9 only, else
+    None: ``int()`` alone would take ``1_000``, ``+5`` and non-ASCII digits such as ``١``,
+    and ``str.isdigit`` takes ``²``."""
+    text = text.strip()
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def whole_arg(text: str) -> int:
+    """An argparse ``type``: a whole number ≥ 0 in ASCII digits."""
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number (digits 0-9), got {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +50,9 @@ def format_payment_uri(request: PaymentRequest) -> str:
 
 def parse_amount(text: str, what: str = "amount") -> int:
     """A positive whole number of the smallest unit."""
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise UsageError(f"{what}: expected a whole number ≥ 1, got {text!r}") from None
+    value = whole_number(text)
+    if value is None:
+        raise UsageError(f"{what}: expected a whole number ≥ 1 (digits 0-9), got {text!r}")
     if value < 1:
         raise UsageError(f"{what}: expected a whole number ≥ 1, got {value}")
     return value

@@ -4,8 +4,10 @@ paying client session (wallet layer).
 Server: :class:`Paywall` answers an unpaid request with ``402`` and a JSON body listing
 what to pay (an invoice with a fresh nonce), and accepts an ``X-PAYMENT`` header naming
 a transaction that pays ``payTo`` at least the price and carries the nonce in its
-payload. A payment still pending on the tangle gets ``202`` + ``{"status": "pending"}``,
-never a fresh 402, so a client retries with the same payment instead of paying twice.
+payload, with the issuer's signature of the nonce and resource path (the transaction and
+nonce are public; the signature shows the presenter is the payer). A payment still
+pending on the tangle gets ``202`` + ``{"status": "pending"}``, never a fresh 402, so a
+client retries with the same payment instead of paying twice.
 Client: :class:`PayingSession` pays within a budget and retries. docs/PAYMENTS.md.
 """
 
@@ -23,13 +25,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from tangle.address import Address, decode_address, encode_address
-from tangle.errors import TangleError
+from tangle.errors import InvalidSignature, TangleError
 from tangle.hashing import address_of
+from tangle.signing import verify_signature
 from tangle.transaction import Transaction, TxId, decode
 from wallet.audit import AuditError, fetch_transaction, paid_to
 from wallet.client import NodeClient
@@ -42,8 +46,11 @@ RESPONSE_HEADER = "X-PAYMENT-RESPONSE"
 NONCE_SIZE = 16
 PAYLOAD_MAGIC = b"X402"
 """A payment's payload: these 4 bytes, then the 16-byte invoice nonce."""
+PAYER_SIGNATURE_TAG = b"tangle/x402-payer/v1\x00"
+"""Domain tag before the nonce and resource path the payment's issuer signs."""
 MAX_INVOICES = 10_000
-"""Unpaid invoices kept at most; the oldest are forgotten first."""
+"""Invoices kept at most (the default of :attr:`Paywall.max_invoices`); the oldest unpaid
+ones are forgotten first, an invoice a payment was presented for never."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,6 +100,19 @@ def decode_header(text: str) -> dict[str, Any]:
 
 def payment_payload(nonce: bytes) -> bytes:
     return PAYLOAD_MAGIC + nonce
+
+
+def payer_message(nonce: bytes, resource: str) -> bytes:
+    """What the payment's issuer signs in ``X-PAYMENT``: tag || nonce || resource path
+    (the path and query of the resource, as in the invoice). The transaction and the
+    nonce are public on the tangle; only the payer can make this signature."""
+    return PAYER_SIGNATURE_TAG + nonce + resource.encode()
+
+
+def resource_path(url: str) -> str:
+    """The path and query of a requirement's ``resource`` URL (what the payer signs)."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 # -- the record of consumed payments --------------------------------------------------------
@@ -198,6 +218,9 @@ class Paywall:
     poll: float = 0.2
     clock: Callable[[], float] = time.monotonic
     invoices: dict[bytes, Invoice] = field(default_factory=dict)
+    max_invoices: int = MAX_INVOICES
+    """Invoices kept at most before the oldest unpaid are forgotten; invoices a payment
+    was presented for (``paid_by``) are kept until settled, even beyond this."""
     pending_answers: int = 0
     """How many 202 "pending" answers were given (for monitoring)."""
 
@@ -216,8 +239,11 @@ class Paywall:
         now = self.clock()
         for stale in [n for n, i in self.invoices.items() if i.expires < now and not i.paid_by]:
             del self.invoices[stale]
-        while len(self.invoices) >= MAX_INVOICES:
-            del self.invoices[next(iter(self.invoices))]
+        excess = len(self.invoices) - self.max_invoices + 1
+        if excess > 0:  # the oldest unpaid go: a buyer who paid keeps their invoice
+            unpaid = [n for n, i in self.invoices.items() if i.paid_by is None]
+            for old in unpaid[:excess]:
+                del self.invoices[old]
         nonce = secrets.token_bytes(NONCE_SIZE)
         resource = str(request.rel_url)
         self.invoices[nonce] = Invoice(
@@ -260,6 +286,7 @@ class Paywall:
             tx_id = TxId(bytes.fromhex(body["txId"]))
             nonce = bytes.fromhex(body["nonce"])
             raw = bytes.fromhex(body["tx"]) if body.get("tx") else None
+            signature = bytes.fromhex(body["signature"]) if body.get("signature") else b""
             if len(tx_id) != 32 or len(nonce) != NONCE_SIZE:
                 raise ValueError("txId must be 32 bytes and nonce 16")
         except (ValueError, KeyError, TypeError) as exc:
@@ -320,6 +347,16 @@ class Paywall:
                 request,
                 "insufficient_amount",
                 f"the payment gives {received}, the price is {invoice.amount}",
+                **terms,
+            )
+        try:  # the tx and nonce are public: only the payer can sign for the resource
+            verify_signature(tx.issuer, payer_message(nonce, invoice.resource), signature)
+        except InvalidSignature:
+            return await self.required(
+                request,
+                "payer_signature_invalid",
+                f"{PAYMENT_HEADER} needs payload.signature: the payment issuer's signature "
+                "of the nonce and the resource path",
                 **terms,
             )
         invoice.paid_by = tx_id  # from now on this invoice waits for this payment only
@@ -465,15 +502,21 @@ class PayingSession:
             raise PaymentRefused("invalid_requirement", f"payTo: {exc}") from None
         nonce = bytes.fromhex(requirement["extra"]["nonce"])
         price = int(requirement["maxAmountRequired"])
+        resource = resource_path(str(requirement["resource"]))
         tx = await self.payer.pay({pay_to: price}, payload=payment_payload(nonce))
         self.spent += price
         self.payments.append(tx.id)
+        signature = self.payer.keypair.sign(payer_message(nonce, resource))
         header = encode_header(
             {
                 "x402Version": X402_VERSION,
                 "scheme": requirement["scheme"],
                 "network": requirement["network"],
-                "payload": {"txId": tx.id.hex(), "nonce": nonce.hex()},
+                "payload": {
+                    "txId": tx.id.hex(),
+                    "nonce": nonce.hex(),
+                    "signature": signature.hex(),
+                },
             }
         )
         return tx.id, header

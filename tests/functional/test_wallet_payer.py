@@ -3,6 +3,7 @@ insufficient funds that issue nothing, promotion."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import Callable
@@ -64,6 +65,41 @@ async def test_tips_approve_and_errors(spawn: Callable[..., NodeProcess]) -> Non
         after = (await client.transaction(funding))["metadata"]["cumulative_weight"]
         assert after == weight + 1  # the promotion approves it
         wait_until(lambda: node.status(funding) == "confirmed", 20, "the funding to confirm")
+
+
+async def test_concurrent_payments_of_one_payer_never_share_a_coin(
+    spawn: Callable[..., NodeProcess],
+) -> None:
+    """Two payments at once from one payer: distinct coins with coins to spare; with one
+    coin, one payment is paid and the other fails clearly, never two "successes"."""
+    node = spawn()
+    alice, bob, carol = (derive_keypair(SEED, i) for i in range(3))
+    async with NodeClient(node.api) as client:
+        for _ in range(3):
+            await client.faucet(alice.address, 500)
+        payer = Payer(client, alice)
+        try:
+            first, second = await asyncio.gather(
+                payer.pay({bob.address: 100}), payer.pay({bob.address: 200})
+            )
+            assert set(first.inputs).isdisjoint(second.inputs)
+            statuses = await client.statuses([first.id, second.id])
+            assert set(statuses.values()) <= {"pending", "confirmed"}
+            assert (await client.address(bob.address)).pending == 300
+
+            await client.faucet(carol.address, 1000)
+            lone = Payer(client, carol)
+            results = await asyncio.gather(
+                lone.pay({bob.address: 600}), lone.pay({bob.address: 600}), return_exceptions=True
+            )
+            lone.solver.close()
+            paid = [r for r in results if not isinstance(r, BaseException)]
+            (failed,) = [r for r in results if isinstance(r, BaseException)]
+            assert len(paid) == 1
+            assert isinstance(failed, InsufficientFunds), failed
+            assert (await client.address(bob.address)).pending == 900
+        finally:
+            payer.solver.close()
 
 
 async def test_unreachable_node_says_so() -> None:

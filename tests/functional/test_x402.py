@@ -30,7 +30,9 @@ from wallet.x402 import (
     SqliteStore,
     decode_header,
     encode_header,
+    payer_message,
     payment_payload,
+    resource_path,
 )
 
 pytestmark = pytest.mark.functional
@@ -95,9 +97,20 @@ async def _invoice(shop: Shop, path: str) -> dict[str, Any]:
     return dict(requirement)
 
 
-def _header(requirement: dict[str, Any], tx_id: bytes, nonce: bytes | None = None) -> str:
+def _header(
+    requirement: dict[str, Any],
+    tx_id: bytes,
+    nonce: bytes | None = None,
+    signer: Keypair | None = None,
+    path: str | None = None,
+) -> str:
+    """``X-PAYMENT`` for ``tx_id``; signed by ``signer`` for ``path`` (default: the
+    requirement's resource) when given."""
     nonce = nonce or bytes.fromhex(requirement["extra"]["nonce"])
     payload = {"txId": tx_id.hex(), "nonce": nonce.hex()}
+    if signer is not None:
+        resource = path or resource_path(requirement["resource"])
+        payload["signature"] = signer.sign(payer_message(nonce, resource)).hex()
     return encode_header(
         {"x402Version": 1, "scheme": "exact", "network": requirement["network"], "payload": payload}
     )
@@ -172,7 +185,7 @@ async def test_pending_settlement_is_answered_pending_and_paid_once(shop: Shop) 
     requirement = await _invoice(shop, "/data")
     nonce = bytes.fromhex(requirement["extra"]["nonce"])
     tx = await shop.payer.pay({shop.seller.address: price}, payload=payment_payload(nonce))
-    status, body = await _present(shop, "/data", _header(requirement, tx.id))
+    status, body = await _present(shop, "/data", _header(requirement, tx.id, signer=shop.buyer))
     # a dev node confirms only after the next idle-tick transaction, ≥ 1 s later
     assert status == 202
     assert body == {"status": "pending", "transaction": tx.id.hex(), "retryAfterSeconds": 1}
@@ -188,6 +201,59 @@ async def test_pending_settlement_is_answered_pending_and_paid_once(shop: Shop) 
     assert session.spent == price
     seller_after = (await shop.client.address(shop.seller.address)).pending
     assert seller_after - seller_before == price
+
+
+async def test_a_paid_invoice_is_never_evicted(shop: Shop) -> None:
+    """Many fresh invoices after a payment was presented push out the oldest unpaid
+    invoices only: the buyer who paid is served, never told ``unknown_invoice``."""
+    shop.paywall.settle_wait = 0
+    shop.paywall.max_invoices = 3
+    price = len(DATA) * PRICE_PER_BYTE
+    unpaid_first = await _invoice(shop, "/data")
+    requirement = await _invoice(shop, "/data")
+    nonce = bytes.fromhex(requirement["extra"]["nonce"])
+    tx = await shop.payer.pay({shop.seller.address: price}, payload=payment_payload(nonce))
+    header = _header(requirement, tx.id, signer=shop.buyer)
+    status, body = await _present(shop, "/data", header)
+    assert status == 202, body  # bound to the invoice now
+    for _ in range(5):
+        await _invoice(shop, "/data")
+    invoices = shop.paywall.invoices
+    assert nonce in invoices
+    assert bytes.fromhex(unpaid_first["extra"]["nonce"]) not in invoices
+    assert len(invoices) == 3
+    session = PayingSession(shop.http, shop.payer, max_per_request=1_000, max_total=2_000)
+    session.poll = 0.2
+    status, served, _ = await session.present("GET", shop.url + "/data", tx.id, header)
+    assert (status, served) == (200, DATA)
+
+
+async def test_a_payment_seen_on_the_tangle_cannot_be_presented_by_another(
+    shop: Shop,
+) -> None:
+    """txId and nonce are public: X-PAYMENT must carry the payer's signature of the nonce
+    and the resource path, checked against the transaction's issuer."""
+    price = len(DATA) * PRICE_PER_BYTE
+    requirement = await _invoice(shop, "/data")
+    nonce = bytes.fromhex(requirement["extra"]["nonce"])
+    tx = await shop.payer.pay({shop.seller.address: price}, payload=payment_payload(nonce))
+    thief = derive_keypair(SEED, 7)
+    for header in (
+        _header(requirement, tx.id),  # no signature
+        _header(requirement, tx.id, signer=thief),  # someone else's
+        _header(requirement, tx.id, signer=shop.buyer, path="/other"),  # another resource
+    ):
+        status, body = await _present(shop, "/data", header)
+        assert (status, body["error"]) == (402, "payer_signature_invalid"), body
+    assert shop.paywall.invoices[nonce].paid_by is None  # the invoice is not bound
+    signed = _header(requirement, tx.id, signer=shop.buyer)
+    async with shop.http.get(shop.url + "/data", headers={PAYMENT_HEADER: signed}) as response:
+        assert response.status in (200, 202)  # the payer itself is served (202: pending)
+        if response.status == 200:
+            assert await response.read() == DATA
+    assert shop.paywall.invoices.get(nonce, None) is None or (
+        shop.paywall.invoices[nonce].paid_by == tx.id
+    )
 
 
 async def test_budget_overrun_pays_nothing(shop: Shop) -> None:

@@ -6,11 +6,13 @@ import json
 import stat
 from pathlib import Path
 
+import nacl.exceptions
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tangle.address import encode_address
+from wallet import keystore
 from wallet.errors import UsageError
 from wallet.fleet import BadFile, parse_topup_file, plan_topups
 from wallet.keys import derive_keypair
@@ -24,7 +26,7 @@ from wallet.keystore import (
     save_keystore,
 )
 from wallet.state import Policy
-from wallet.uri import PaymentRequest, format_payment_uri, parse_payment_uri
+from wallet.uri import PaymentRequest, format_payment_uri, parse_amount, parse_payment_uri
 
 FAST = KDF_PRESETS["minimum"]
 SEED = bytes(range(32))
@@ -171,3 +173,29 @@ def test_plan_topups_respects_min_target_and_cap() -> None:
     assert [(p.device, p.amount, p.cap_left) for p in plans] == [("a", 260, None), ("b", 150, 150)]
     plans = plan_topups(policies, {"a": 100, "b": 99, "c": 0}, {"b": 250, "c": 2})
     assert [(p.device, p.amount, p.cap_left) for p in plans] == [("b", 0, 0), ("c", 3, 3)]
+
+
+@pytest.mark.parametrize("text", ["1_000", "²", "١٢", "+5", "１２", "1e3", " "])
+def test_amounts_take_ascii_digits_only(text: str) -> None:
+    with pytest.raises(UsageError, match="expected a whole number"):
+        parse_amount(text)
+    with pytest.raises(UsageError, match="expected a whole number"):
+        parse_payment_uri(f"tangle:{ALICE}?amount={text.replace('+', '%2B')}")
+    with pytest.raises(BadFile, match="is not a whole number"):
+        parse_topup_file(f"{ALICE},{text}\n".encode(), "f.csv", {}, lambda _k: None)
+    assert parse_amount(" 1000 ") == 1000
+
+
+def test_the_password_hashing_failing_is_a_damaged_keystore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keystore.json"
+    save_keystore(path, SEED, "pw", KDF_PRESETS["minimum"])
+
+    def no_memory(*_args: object, **_kw: object) -> bytes:
+        raise nacl.exceptions.RuntimeError("could not allocate memory")
+
+    monkeypatch.setattr(keystore.argon2id, "kdf", no_memory)
+    with pytest.raises(KeystoreCorrupt, match="the password hashing failed") as failed:
+        load_seed(path, "pw")
+    assert failed.value.exit_code == 8

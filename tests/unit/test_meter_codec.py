@@ -67,9 +67,16 @@ def test_input_lines() -> None:
     assert parse_line("", 2) is None
     assert parse_line("12345", 3) == (12_345, None)
     assert parse_line("2026-11-22T10:00:00Z,12345", 4) == (12_345, 1_795_341_600_000)
-    with pytest.raises(UsageError, match=r"line 5: expected a whole number of Wh, got '12\.5'"):
+    with pytest.raises(UsageError, match=r"line 5: expected a whole number of Wh.*, got '12\.5'"):
         parse_line("12.5", 5)
     with pytest.raises(UsageError, match="line 6: timestamp '2026-11-22T10:00:00' has no time"):
         parse_line("2026-11-22T10:00:00,1", 6)
-    with pytest.raises(UsageError, match="line 7: expected a whole number of Wh, got '-3'"):
+    with pytest.raises(UsageError, match=r"line 7: expected a whole number of Wh.*, got '-3'"):
         parse_line("-3", 7)
+
+
+@pytest.mark.parametrize("value", ["²", "1_000", "١٢", "+5", "12\n3", "１２"])
+def test_input_lines_take_ascii_digits_only(value: str) -> None:
+    """``"²".isdigit()`` is True and ``int("1_000")`` works: neither is a reading."""
+    with pytest.raises(UsageError, match="line 8: expected a whole number of Wh"):
+        parse_line(f"2026-11-22T10:00:00Z,{value}", 8)

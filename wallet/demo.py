@@ -225,33 +225,40 @@ async def run_demo(
         async with aiohttp.ClientSession() as http:
             began = time.monotonic()
             buying: asyncio.Task[None] | None = None
-            while time.monotonic() - began < duration:
-                tick = time.monotonic()
-                try:
-                    await demo.charge()
-                    if buying is None or buying.done():
-                        if buying is not None and buying.exception() is not None:
-                            demo.tally.failures.append(f"stream: {buying.exception()}")
-                        buying = asyncio.create_task(demo.buy(http, url))
-                    balances = await demo.balances()
-                    await demo.autotopup(balances)
-                except WalletError as exc:
-                    demo.tally.failures.append(str(exc))
-                    emit(f"  ! {exc}")
-                    balances = await demo.balances()
-                confirmed = await demo.track()
-                latencies = sorted(demo.tally.confirmed_after.values())
-                p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
-                counts = "/".join(map(str, await demo.node_counts()))
-                emit(
-                    f"{time.monotonic() - began:>4.0f} {len(demo.tally.submitted):>5} "
-                    f"{confirmed:>5} {p50:>6.0f} {demo.tally.kwh_paid:>4} "
-                    f"{demo.tally.kib_bought:>5.0f} {counts:>14}  "
-                    + " ".join(f"{balances[n][1]:>9}" for n in names)
-                )
-                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
-            if buying is not None:
-                await asyncio.gather(buying, return_exceptions=True)
+            try:
+                while time.monotonic() - began < duration:
+                    tick = time.monotonic()
+                    try:
+                        await demo.charge()
+                        if buying is None or buying.done():
+                            if buying is not None and buying.exception() is not None:
+                                demo.tally.failures.append(f"stream: {buying.exception()}")
+                            buying = asyncio.create_task(demo.buy(http, url))
+                        balances = await demo.balances()
+                        await demo.autotopup(balances)
+                    except WalletError as exc:
+                        demo.tally.failures.append(str(exc))
+                        emit(f"  ! {exc}")
+                        balances = await demo.balances()
+                    confirmed = await demo.track()
+                    latencies = sorted(demo.tally.confirmed_after.values())
+                    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+                    counts = "/".join(map(str, await demo.node_counts()))
+                    emit(
+                        f"{time.monotonic() - began:>4.0f} {len(demo.tally.submitted):>5} "
+                        f"{confirmed:>5} {p50:>6.0f} {demo.tally.kwh_paid:>4} "
+                        f"{demo.tally.kib_bought:>5.0f} {counts:>14}  "
+                        + " ".join(f"{balances[n][1]:>9}" for n in names)
+                    )
+                    await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+                if buying is not None:
+                    (last,) = await asyncio.gather(buying, return_exceptions=True)
+                    if isinstance(last, Exception):
+                        demo.tally.failures.append(f"stream: {last}")
+            finally:  # Ctrl-C: the stream in flight stops before its HTTP session closes
+                if buying is not None and not buying.done():
+                    buying.cancel()
+                    await asyncio.gather(buying, return_exceptions=True)
         await asyncio.sleep(2.0)
         confirmed = await demo.track()
         tally = demo.tally

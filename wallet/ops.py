@@ -9,8 +9,9 @@ the transaction and resends it instead of paying again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,16 +241,21 @@ class Wallet:
         for start in range(0, len(fresh), CHUNK):
             chunk = fresh[start : start + CHUNK]
             batch_id = self.state.begin_batch(kind, source, chunk, self.clock())
-            self._recording(batch_id, "issued")
-            try:
-                await payer.pay({decode_address(r.recipient): r.amount for r in chunk})
-            except BaseException as exc:
-                self._after_failure(batch_id, exc)
-                raise
-            finally:
-                self.client.on_submit = None
-            outcomes.append(Outcome(self.state.batch(batch_id), reused=False, status="pending"))
+            payments = {decode_address(r.recipient): r.amount for r in chunk}
+            outcomes.append(await self._run_batch(batch_id, functools.partial(payer.pay, payments)))
         return outcomes
+
+    async def _run_batch(self, batch_id: int, spend: Callable[[], Awaitable[object]]) -> Outcome:
+        """Issue one recorded batch; on failure its record says what became of it."""
+        self._recording(batch_id, "issued")
+        try:
+            await spend()
+        except BaseException as exc:
+            self._after_failure(batch_id, exc)
+            raise
+        finally:
+            self.client.on_submit = None
+        return Outcome(self.state.batch(batch_id), reused=False, status="pending")
 
     def _after_failure(self, batch_id: int, exc: BaseException) -> None:
         batch = self.state.batch(batch_id)
@@ -385,15 +391,10 @@ class Wallet:
             batch_id = self.state.begin_batch(
                 "consolidate", row.index, [PaymentRow(None, primary.address, total)], self.clock()
             )
-            self._recording(batch_id, "issued")
-            try:
-                await payer.issue([o for o, _ in coins], {decode_address(primary.address): total})
-            except BaseException as exc:
-                self._after_failure(batch_id, exc)
-                raise
-            finally:
-                self.client.on_submit = None
-            outcomes.append(Outcome(self.state.batch(batch_id), reused=False, status="pending"))
+            inputs, sweep = [o for o, _ in coins], {decode_address(primary.address): total}
+            outcomes.append(
+                await self._run_batch(batch_id, functools.partial(payer.issue, inputs, sweep))
+            )
         return outcomes
 
     # -- fleet ------------------------------------------------------------------------------

@@ -109,6 +109,8 @@ class Engine:
         self._confirmed_slots = np.zeros(self.params.capacity, dtype=bool)
         """Per window slot: already confirmed (a pass then skips it in numpy, not Python)."""
         self._lost: dict[TxId, ConflictReason] = {}
+        self._lost_consistent = 0
+        """Entries of ``_lost`` the ledger calls consistent (the others it counts itself)."""
         self._orphaned: set[TxId] = set()
         self._confidence: dict[TxId, float] = {}
         self._arrived: dict[TxId, float] = {}
@@ -137,9 +139,9 @@ class Engine:
         parents = self.tangle.dag.parents(tx.id)  # none for the genesis and entry points
         lost_parent = next((p for p in parents if p in self._lost), None)
         if lost_parent is not None:
-            self._lost[tx.id] = ConflictReason.PARENT_CONFLICTING
+            self._lose(tx.id, ConflictReason.PARENT_CONFLICTING)
         elif self._rival_confirmed(tx):  # a double spend of something already final
-            self._lost[tx.id] = ConflictReason.LOST_CONFLICT
+            self._lose(tx.id, ConflictReason.LOST_CONFLICT)
         walkable = (
             self.tangle.is_consistent(tx.id)
             and tx.id not in self._lost
@@ -155,6 +157,28 @@ class Engine:
         if self.urts is not None:
             self.urts.on_arrival(tx.id, parents, now)
         self.last_arrival = now
+
+    def _lose(self, tx_id: TxId, reason: ConflictReason) -> None:
+        """Mark ``tx_id`` conflicting for ``reason`` unless it already is (first reason
+        stays); an orphan that loses is conflicting from now on."""
+        if tx_id in self._lost:
+            return
+        self._lost[tx_id] = reason
+        self._orphaned.discard(tx_id)
+        if self.tangle.is_consistent(tx_id):
+            self._lost_consistent += 1
+
+    def counts(self) -> dict[str, int]:
+        """How many held transactions have each status (§9), kept as they change."""
+        confirmed = len(self._confirmed)
+        conflicting = self.tangle.inconsistent_count + self._lost_consistent
+        orphaned = len(self._orphaned)
+        return {
+            "confirmed": confirmed,
+            "conflicting": conflicting,
+            "orphaned": orphaned,
+            "pending": len(self.tangle) - confirmed - conflicting - orphaned,
+        }
 
     def rival_confirmed(self, tx: Transaction) -> bool:
         """Does a confirmed transaction already spend one of ``tx``'s inputs?"""
@@ -217,13 +241,13 @@ class Engine:
             for rival in ledger.spenders(output_id):
                 if rival == winner or rival in self._lost:
                     continue
-                self._lost[rival] = ConflictReason.LOST_CONFLICT
+                self._lose(rival, ConflictReason.LOST_CONFLICT)
                 if rival in w:
                     slot = w.slot(rival)
                     w.walkable[slot] = False
                     for later in w.future_cone(slot):
                         w.walkable[later] = False
-                        self._lost.setdefault(w.id_at(later), ConflictReason.PARENT_CONFLICTING)
+                        self._lose(w.id_at(later), ConflictReason.PARENT_CONFLICTING)
 
     # -- statuses (§9) ----------------------------------------------------------------------
 

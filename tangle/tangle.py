@@ -107,6 +107,8 @@ class Tangle:
         )
         """§8.5: the confirmed frontier entry points every transaction above a snapshot
         must see."""
+        self.inconsistent_count = sum(1 for e in snapshot.entry_points if not e.confirmed)
+        """Attached transactions whose verdict is inconsistent (§8.3, §8.5)."""
         self._max_unsolid = max_unsolid
         self._unsolid: OrderedDict[TxId, Transaction] = OrderedDict()
         self._waiting: dict[TxId, set[TxId]] = {}
@@ -202,6 +204,8 @@ class Tangle:
         self._txs[tx.id] = tx
         self._verdicts[tx.id] = verdict
         self._consistent[tx.id] = verdict.consistent
+        if not verdict.consistent:
+            self.inconsistent_count += 1
         return tx.id
 
     # -- queries --------------------------------------------------------------------

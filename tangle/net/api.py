@@ -31,7 +31,6 @@ from tangle.errors import (
 from tangle.net.events import DEFAULT_TOPICS, Subscriber
 from tangle.net.node import VERSION, Node, Rejected
 from tangle.storage import StorageError
-from tangle.tangle import TxStatus
 from tangle.transaction import OutputId, Transaction, TxId
 
 log = logging.getLogger(__name__)
@@ -124,9 +123,7 @@ def _amount(value: Any) -> int:
 async def info(request: web.Request) -> web.Response:
     node = request.app[NODE]
     engine = node.engine
-    statuses = dict.fromkeys(TxStatus, 0)
-    for tx_id in node._recent:  # cheap: the recent arrivals
-        statuses[engine.status(tx_id)] += 1
+    counts = engine.counts()
     total = len(node.tangle)
     snapshot = node.tangle.snapshot
     return json_response(
@@ -137,9 +134,10 @@ async def info(request: web.Request) -> web.Response:
             "dev": node.config.dev,
             "transactions": total,
             "tips": len(node.tangle.tips()),
-            "confirmed": engine.confirmed_count,
-            "pending_recent": statuses[TxStatus.PENDING],
-            "conflicting_recent": statuses[TxStatus.CONFLICTING],
+            "confirmed": counts["confirmed"],
+            "pending": counts["pending"],
+            "conflicting": counts["conflicting"],
+            "orphaned": counts["orphaned"],
             "pow": {
                 "base_difficulty": node.params.base_difficulty,
                 "size_unit_bytes": 512,

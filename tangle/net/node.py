@@ -708,7 +708,8 @@ class Node:
         buffered = self.tangle.buffered()
         confirmed = self.engine.confirmations()
         rows = [(tx, self._arrived.get(tx.id, now)) for tx in (*retained, *since)]
-        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t not in gone})
+        present = {tx.id for tx, _ in rows} | set(snapshot.roots)
+        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t in present})
         for tx in buffered:  # still waiting for parents: keep waiting
             self.engine.tangle.attach_prevalidated(tx)
         self._forget(dropped)

@@ -4,6 +4,7 @@ works on, and pruned history that gossip brings back is ignored."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,6 +56,14 @@ async def settle(node: Node, rounds: int = 3) -> None:
         node._publish_confirmed(node.engine.confirm(node.rng, node.clock()))
 
 
+def assert_counts(node: Node) -> None:
+    """The engine's running counts equal a count of every held transaction's status."""
+    found = Counter(node.engine.status(tx.id).name.lower() for tx in node.tangle)
+    assert node.engine.counts() == {
+        name: found.get(name, 0) for name in ("confirmed", "conflicting", "orphaned", "pending")
+    }
+
+
 def faucet_payment(node: Node, to: Address, amount: int) -> Transaction:
     g = node.genesis.id
     source = next(
@@ -88,7 +97,9 @@ async def test_a_conflicting_transaction_stays_conflicting(node: Node) -> None:
     node.accept(top)
     assert node.engine.status(bad.id) is TxStatus.CONFLICTING
     await settle(node, 2)
+    assert_counts(node)
     assert await node.prune(node.clock()) > 0
+    assert_counts(node)
     assert node.engine.status(bad.id) is TxStatus.CONFLICTING  # not made valid by pruning
     assert node.engine.status(top.id) is TxStatus.CONFLICTING
     assert top.id not in node.tangle.consistent_tips()
@@ -106,6 +117,7 @@ async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
     assert node.engine.status(winner.id) is TxStatus.CONFIRMED
     node.accept(loser)  # by gossip: validity alone
     assert node.engine.status(loser.id) is TxStatus.CONFLICTING
+    assert_counts(node)
     held = []
     for _ in range(3):
         for _ in range(20):
@@ -115,6 +127,7 @@ async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
         tick(node, 100)
         await settle(node, 2)
         assert await node.prune(node.clock()) > 0
+        assert_counts(node)
         held.append(len(node.tangle))
     assert max(held) < 15  # bounded, round after round
     assert node.balances(BOB.address)[0] == 100

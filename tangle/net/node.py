@@ -60,7 +60,7 @@ PRUNED_MEMORY = 1_000_000
 """Pruned ids remembered (32 MB or so), so that gossip does not bring them back."""
 PRUNE_AT_LEAST = 10
 """Prune only when at least 1/10 of the history can go: each pruning rebuilds the tangle
-from what is kept (~40 µs per transaction, on the event loop)."""
+from what is kept (~75 µs per transaction, on the event loop)."""
 
 
 class Rejected(TangleError):

@@ -180,10 +180,6 @@ class Engine:
             "pending": len(self.tangle) - confirmed - conflicting - orphaned,
         }
 
-    def rival_confirmed(self, tx: Transaction) -> bool:
-        """Does a confirmed transaction already spend one of ``tx``'s inputs?"""
-        return self._rival_confirmed(tx)
-
     def _rival_confirmed(self, tx: Transaction) -> bool:
         ledger = self.tangle.ledger
         return any(

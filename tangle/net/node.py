@@ -132,7 +132,6 @@ class Node:
         self._by_address: dict[Address, list[OutputId]] = {}
         self._arrived: dict[TxId, float] = {}
         """When each transaction above the snapshot arrived (pruning goes by age)."""
-        self.pruned_at: float | None = None
         self._uncommitted: dict[TxId, tuple[bytes, bytes, float]] = {}
         """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
         self._waiters: dict[TxId, asyncio.Future[None]] = {}
@@ -714,7 +713,6 @@ class Node:
             self.engine.tangle.attach_prevalidated(tx)
         self._forget(dropped)
         rebuilt = time.monotonic() - began
-        self.pruned_at = now
         log.info(
             "pruned %d transactions into snapshot %s (%d entry points, %d outputs); "
             "kept %d; rebuilt in %.3f s",

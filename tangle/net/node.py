@@ -511,12 +511,23 @@ class Node:
         trunk, branch = self.engine.select_tips(self.rng, self.clock())
         if promote is not None and self.tangle.can_approve(promote, branch):
             trunk = promote
+        return await self._build_and_submit(key, (trunk, branch), inputs, payments, payload)
+
+    async def _build_and_submit(
+        self,
+        key: Keypair,
+        parents: tuple[TxId, TxId],
+        inputs: list[OutputId],
+        payments: dict[Address, int],
+        payload: bytes = b"",
+    ) -> Transaction:
+        """Sign and solve on a thread, then submit; returns once durable."""
         tx = await asyncio.to_thread(
             build,
             key,
             self.params,
-            trunk=trunk,
-            branch=branch,
+            trunk=parents[0],
+            branch=parents[1],
             timestamp=int(self.clock() * 1000),
             inputs=inputs,
             payments=payments,
@@ -591,17 +602,7 @@ class Node:
             if total < amount:
                 raise Rejected("insufficient_funds", f"the faucet has {total}, needs {amount}", 409)
             payments = payments_with_change(address, amount, self.faucet.address, total)
-            tx = await asyncio.to_thread(
-                build,
-                self.faucet,
-                self.params,
-                trunk=trunk,
-                branch=branch,
-                timestamp=int(self.clock() * 1000),
-                inputs=chosen,
-                payments=payments,
-            )
-            await self.submit(tx.encode())
+            tx = await self._build_and_submit(self.faucet, (trunk, branch), chosen, payments)
             self._faucet_last = tx.id
             return tx.id
 

@@ -67,6 +67,15 @@ def random_payment(
     return transfer(key, PARAMS, (trunk, branch), [source], payments, timestamp=stamp)
 
 
+def all_confirmed(
+    tangle: Tangle, pruned: list[Transaction], retained: list[Transaction]
+) -> Snapshot:
+    """The snapshot of ``tangle`` replacing ``pruned``, everything counted confirmed."""
+    return split(
+        tangle.snapshot, pruned, retained, confirmed=lambda t: True, below=tangle.dag.in_past_cone
+    )
+
+
 def build_history(seed: int, clean: int, messy: int) -> tuple[Tangle, list[Transaction]]:
     rng = random.Random(seed)
     full = Tangle(GENESIS, PARAMS)
@@ -130,9 +139,7 @@ def test_a_spend_from_before_the_snapshot_is_a_double_spend() -> None:
     tangle.attach(spend)
     pruned_txs, retained = plan(tangle, [spend.id], lambda t: True)
     assert (pruned_txs, retained) == ([], [spend])  # what is kept is never pruned
-    snapshot = split(
-        tangle.snapshot, [spend], [], confirmed=lambda t: True, below=tangle.dag.in_past_cone
-    )
+    snapshot = all_confirmed(tangle, [spend], [])
     assert [e.tx.id for e in snapshot.entry_points] == [spend.id]  # the genesis is gone
     assert snapshot.pruned == 1
     pruned = Tangle(snapshot, PARAMS)
@@ -159,13 +166,7 @@ def test_an_entry_points_spent_output_is_a_double_spend() -> None:
     tangle.attach(top)
     pruned_txs, retained = plan(tangle, [top.id], lambda t: True)
     assert (pruned_txs, retained) == ([to_bob, to_carol], [top])
-    snapshot = split(
-        tangle.snapshot,
-        pruned_txs,
-        retained,
-        confirmed=lambda t: True,
-        below=tangle.dag.in_past_cone,
-    )
+    snapshot = all_confirmed(tangle, pruned_txs, retained)
     assert {e.tx.id for e in snapshot.entry_points} == {to_bob.id, to_carol.id}
     assert dict(snapshot.outputs) == {OutputId(to_carol.id, 0): to_carol.outputs[0]} | {
         oid: out for oid, out in Snapshot.of_genesis(GENESIS).outputs if oid != source
@@ -229,13 +230,7 @@ def test_a_new_transaction_must_see_every_frontier_entry_point() -> None:
         tangle.attach(tx)
     pruned_txs, retained = plan(tangle, [top.id], lambda t: True)
     assert {tx.id for tx in pruned_txs} == {spend.id, empty.id}
-    snapshot = split(
-        tangle.snapshot,
-        pruned_txs,
-        retained,
-        confirmed=lambda t: True,
-        below=tangle.dag.in_past_cone,
-    )
+    snapshot = all_confirmed(tangle, pruned_txs, retained)
     assert {(e.tx.id, e.frontier) for e in snapshot.entry_points} == {
         (spend.id, True),
         (empty.id, True),

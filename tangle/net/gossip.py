@@ -297,7 +297,11 @@ class Gossip:
                     )
                     await peer.ws.close()
                     continue
-                result = self.node.accept(tx)
+                try:
+                    result = self.node.accept(tx)
+                except Exception:  # a bug must not stop all gossip ingest, nor stay silent
+                    log.exception("attaching %s failed", tx.id.hex())
+                    continue
                 if result.outcome is Outcome.BUFFERED:
                     self._request(peer, list(result.missing))
                 for tx_id in result.attached:

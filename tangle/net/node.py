@@ -616,6 +616,9 @@ class Node:
             except ValueError as exc:  # nothing walkable yet
                 log.debug("confirmation skipped: %s", exc)
                 continue
+            except Exception:  # a bug must not end confirmation for good, nor stay silent
+                log.exception("confirmation pass failed")
+                continue
             self._publish_confirmed(newly)
 
     async def _prune_loop(self) -> None:
@@ -746,8 +749,10 @@ class Node:
             if self._has_pending() and self.engine.consolidation_due(now):
                 try:
                     await self.issue(self.key, [], {}, b"", promote=self._oldest_pending_tip())
-                except (TangleError, StorageError) as exc:
+                except (TangleError, StorageError, ValueError) as exc:  # ValueError: no tips
                     log.warning("consolidation transaction failed: %s", exc)
+                except Exception:  # a bug must not end liveness for good, nor stay silent
+                    log.exception("consolidation transaction failed")
 
     def _oldest_pending_tip(self) -> TxId | None:
         """The oldest recent transaction still pending, unapproved and walkable."""

@@ -56,7 +56,7 @@ def test_devnet_starts_wires_and_stops(tmp_path: Path) -> None:
             return balances == ["21", "21", "21"]
 
         try:
-            wait_until(everywhere, 30, "the three payments confirmed on every node")
+            wait_until(everywhere, 60, "the three payments confirmed on every node")
         except AssertionError:
             for i, api in enumerate(apis):  # what each node saw, for the failure report
                 print(f"--- node{i}: {http('GET', f'{api}/api/v1/addresses/{address}').raw!r}")

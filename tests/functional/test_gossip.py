@@ -41,11 +41,20 @@ def test_three_nodes_converge(spawn: Callable[..., NodeProcess]) -> None:
         return all(s == states[0] for s in states) and states[0][1] == (expected, expected)
 
     wait_until(converged, 30, "the same transactions and balances on every node")
-    wait_until(
-        lambda: all(n.status(t) == "confirmed" for n in nodes for t in [*ids, pay.id]),
-        30,
-        "every node to confirm every payment",
-    )
+    try:
+        wait_until(
+            lambda: all(n.status(t) == "confirmed" for n in nodes for t in [*ids, pay.id]),
+            60,
+            "every node to confirm every payment",
+        )
+    except AssertionError:
+        for i, node in enumerate(nodes):  # what is stuck where, for the failure report
+            for t in [*ids, pay.id]:
+                if node.status(t) != "confirmed":
+                    meta = node.get(f"/api/v1/transactions/{t.hex()}").json["metadata"]
+                    print(f"n{i} {t.hex()[:12]} {meta}")
+            print(f"n{i} info {node.get('/api/v1/info').json}")
+        raise
 
 
 def node_peers(node: NodeProcess) -> list[str]:

@@ -35,10 +35,10 @@ from typing import Any
 import aiohttp
 
 from tangle import Keypair, OutputId, Tangle, Transaction, TxId, build, encode_address
-from tangle.devnet import free_base_port, start_devnet
-from tangle.net import messages
-from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID, dev_faucet_key, dev_genesis
-from tangle.net.messages import Kind
+from tangle.node import wire
+from tangle.node.devnet import free_base_port, start_devnet
+from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID, dev_faucet_key, dev_genesis
+from tangle.node.wire import Kind
 from tangle.signing import verify_signature
 from tangle.validation import NetworkParams
 
@@ -317,13 +317,13 @@ async def ingest_phase(
     """Feed a fresh node every payment over gossip; transactions per second until the
     last one is attached and committed."""
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{api}/gossip", max_msg_size=messages.MAX_FRAME)
-        await ws.send_bytes(messages.hello(DEV_NETWORK_ID, b"\x42" * 32, ""))
+        ws = await session.ws_connect(f"{api}/gossip", max_msg_size=wire.MAX_FRAME)
+        await ws.send_bytes(wire.hello(DEV_NETWORK_ID, b"\x42" * 32, ""))
         began = time.monotonic()
         for funding in fundings:
-            await ws.send_bytes(messages.encode(Kind.TX, funding.encode()))
+            await ws.send_bytes(wire.encode(Kind.TX, funding.encode()))
         for _, tx in txs:
-            await ws.send_bytes(messages.encode(Kind.TX, tx.encode()))
+            await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
         target = len(txs) + len(fundings)
         while True:
             async with session.get(f"{api}/metrics") as response:

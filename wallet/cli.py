@@ -500,8 +500,8 @@ async def cmd_demo(ctx: Context) -> int:
     """Devices paying each other through the wallet on a devnet of real nodes."""
     import tempfile
 
-    from tangle.devnet import DevnetError
-    from wallet.demo import run_demo
+    from tangle.demo import DemoError
+    from tangle.demo.machines import run_demo
 
     args = ctx.args
     if not 1 <= args.nodes <= 16:
@@ -523,7 +523,7 @@ async def cmd_demo(ctx: Context) -> int:
                 duration=args.duration,
                 seed=args.seed,
             )
-        except (DevnetError, ValueError) as exc:
+        except (DemoError, ValueError) as exc:
             raise UsageError(f"demo: {exc}") from None
     return 0 if problems == 0 else 1
 

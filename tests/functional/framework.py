@@ -1,6 +1,6 @@
 """Real node processes on 127.0.0.1 for functional tests (Bitcoin Core's framework style).
 
-``NodeProcess`` starts ``python -m tangle node`` on port 0, reads the real address back
+``NodeProcess`` starts ``python -m tangle.node node`` on port 0, reads the real address back
 from ``DATA_DIR/node.json``, and keeps the node's log; ``wait_until`` polls a predicate
 with a deadline. Every process is stopped by the fixture, whatever the test did; on a
 failure the fixture prints the tail of each node's log.
@@ -23,7 +23,7 @@ from typing import Any
 import pow
 from tangle import Keypair, NetworkParams, OutputId, Transaction, TxId, build, decode_address
 from tangle.builder import payments_with_change
-from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
+from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 
 DEV_PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
 
@@ -84,7 +84,7 @@ class NodeProcess:
             [
                 sys.executable,
                 "-m",
-                "tangle",
+                "tangle.node",
                 "node",
                 *(["--dev"] if self.dev else []),
                 "--data-dir",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tangle.devnet import free_base_port
+from tangle.node.devnet import free_base_port
 from tests.functional.framework import wait_until
 from wallet import cli
 

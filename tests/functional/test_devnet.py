@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tangle.devnet import free_base_port
+from tangle.node.devnet import free_base_port
 from tests.functional.framework import http, wait_until
 from tests.helpers import keypair
 
@@ -20,7 +20,7 @@ def test_devnet_starts_wires_and_stops(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tangle",
+            "tangle.node",
             "devnet",
             "--nodes",
             "3",

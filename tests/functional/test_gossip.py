@@ -10,9 +10,9 @@ from collections.abc import Callable
 import aiohttp
 
 from tangle import encode_address, solve
-from tangle.net import messages
-from tangle.net.config import DEV_NETWORK_ID
-from tangle.net.messages import Kind
+from tangle.node import wire
+from tangle.node.genesis import DEV_NETWORK_ID
+from tangle.node.wire import Kind
 from tests.functional.framework import DEV_PARAMS, NodeProcess, submit, wait_until
 from tests.helpers import keypair
 
@@ -102,13 +102,13 @@ def test_garbage_from_a_peer_drops_it(spawn: Callable[..., NodeProcess]) -> None
     rng = random.Random(3)
     junk = bytes(rng.getrandbits(8) for _ in range(300))
     assert asyncio.run(_gossip_client(node, [junk])) == "closed"
-    hello = messages.hello(DEV_NETWORK_ID, b"\x07" * 32, "http://127.0.0.1:1")
+    hello = wire.hello(DEV_NETWORK_ID, b"\x07" * 32, "http://127.0.0.1:1")
     assert asyncio.run(_gossip_client(node, [hello, b"\x01\x09"])) == "closed"
-    wrong_network = messages.hello(DEV_NETWORK_ID + 1, b"\x08" * 32, "")
+    wrong_network = wire.hello(DEV_NETWORK_ID + 1, b"\x08" * 32, "")
     assert asyncio.run(_gossip_client(node, [wrong_network])) == "closed"
     good = node.data(CAROL, b"fine")
     forged = solve(dataclasses.replace(good, signature=DAVE.sign(good.essence_hash())), DEV_PARAMS)
-    frames = [hello, messages.encode(Kind.TX, forged.encode())]
+    frames = [hello, wire.encode(Kind.TX, forged.encode())]
     assert asyncio.run(_gossip_client(node, frames)) == "closed"
     log = node.tail(50)
     assert "dropping peer" in log

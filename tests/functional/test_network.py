@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tangle import NetworkParams, OutputId, TxId, build, encode_address
-from tangle import cli as tangle_cli
+from tangle.node import cli as tangle_cli
 from tests.functional.framework import NodeProcess, submit, wait_until
 from tests.helpers import keypair
 

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from tangle import cli, demo, encode_address
+from tangle import encode_address
+from tangle.demo import scenario as demo
+from tangle.node import cli
 from tangle.tangle import TxStatus
 from tests.helpers import keypair
 from wallet import cli as wallet_cli
@@ -59,13 +61,13 @@ def test_bad_arguments_exit_2(
 
 
 def test_ctrl_c_stops_the_demo_cleanly() -> None:
-    """A real `python -m tangle demo` process, interrupted the way a terminal does."""
+    """A real `python -m tangle.node demo` process, interrupted the way a terminal does."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "tangle",
+            "tangle.node",
             "demo",
             "--in-process",
             "--rounds",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tangle import Address, Transaction, TxStatus
-from tangle.net.config import NodeConfig
-from tangle.net.node import Node, Rejected
+from tangle.node.config import NodeConfig
+from tangle.node.node import Node, Rejected
 from tests.helpers import keypair, output_of, transfer
 
 ALICE, BOB, CAROL = keypair(71), keypair(72), keypair(73)

@@ -17,10 +17,10 @@ import time
 
 from aiohttp import web
 
-from tangle.net.api import make_app
-from tangle.net.config import NodeConfig
-from tangle.net.gossip import Gossip
-from tangle.net.node import Node
+from tangle.node.api import make_app
+from tangle.node.config import NodeConfig
+from tangle.node.gossip import Gossip
+from tangle.node.node import Node
 
 log = logging.getLogger("tangle.node")
 

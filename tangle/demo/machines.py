@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from tangle.address import Address, encode_address
-from tangle.devnet import start_devnet
+from tangle.node.devnet import start_devnet
 from tangle.transaction import TxId
 from wallet.client import NodeClient
 from wallet.errors import WalletError

@@ -21,8 +21,8 @@ import aiohttp
 
 from tangle.address import Address, encode_address
 from tangle.builder import build, payments_with_change, select_inputs
-from tangle.devnet import Devnet, start_devnet
-from tangle.net.config import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
+from tangle.node.devnet import Devnet, start_devnet
+from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 from tangle.signing import Keypair
 from tangle.transaction import OutputId, TxId
 from tangle.validation import NetworkParams

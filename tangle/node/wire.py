@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from tangle.constants import HASH_SIZE, MAX_TRANSACTION_SIZE
-from tangle.errors import TangleError
+from tangle.node.errors import ProtocolError
 from tangle.transaction import TxId
 
 WIRE_VERSION = 1
@@ -35,10 +35,6 @@ class Kind(IntEnum):
     REQUEST = 3
     INV = 4
     PEERS = 5
-
-
-class ProtocolError(TangleError, ValueError):
-    """A peer broke the wire rules; the message says how."""
 
 
 @dataclass(frozen=True, slots=True)

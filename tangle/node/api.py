@@ -28,9 +28,9 @@ from tangle.errors import (
     ValueRuleViolation,
     WrongNetwork,
 )
-from tangle.net.events import DEFAULT_TOPICS, Subscriber
-from tangle.net.node import VERSION, Node, Rejected
-from tangle.storage import StorageError
+from tangle.node.errors import Rejected, StorageError
+from tangle.node.events import DEFAULT_TOPICS, Subscriber
+from tangle.node.node import VERSION, Node
 from tangle.transaction import OutputId, Transaction, TxId
 
 log = logging.getLogger(__name__)

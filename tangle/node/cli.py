@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo" and args.in_process:
-        from tangle import demo
+        from tangle.demo import scenario as demo
 
         try:
             demo.run(
@@ -141,8 +141,8 @@ def run_network_demo(args: argparse.Namespace) -> int:
     import asyncio
     import tempfile
 
-    from tangle.demo_network import run_demo
-    from tangle.devnet import DevnetError
+    from tangle.demo.network import run_demo
+    from tangle.node.errors import DevnetError
 
     def emit(line: str) -> None:
         print(line, flush=True)
@@ -172,7 +172,8 @@ def run_devnet(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tangle.devnet import DevnetError, start_devnet
+    from tangle.node.devnet import start_devnet
+    from tangle.node.errors import DevnetError
 
     try:
         devnet = start_devnet(args.data_dir, args.nodes, args.base_port)
@@ -204,7 +205,7 @@ def write_genesis(args: argparse.Namespace) -> int:
 
     from tangle.address import decode_address
     from tangle.errors import TangleError
-    from tangle.net.config import GenesisFile
+    from tangle.node.genesis import GenesisFile
 
     allocations = {}
     try:
@@ -233,10 +234,9 @@ def write_genesis(args: argparse.Namespace) -> int:
 def run_node(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tangle.net.config import ConfigError, environment, load_config
-    from tangle.net.node import Rejected
-    from tangle.net.server import configure_logging, serve
-    from tangle.storage import StorageError
+    from tangle.node.config import environment, load_config
+    from tangle.node.errors import ConfigError, Rejected, StorageError
+    from tangle.node.server import configure_logging, serve
 
     try:
         config = load_config(
@@ -264,7 +264,7 @@ def run_node(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         asyncio.run(serve(config))
-    except (Rejected, StorageError) as exc:
+    except (ConfigError, Rejected, StorageError) as exc:
         print(f"tangle node: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -28,9 +28,10 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from tangle.errors import EncodingError, InvalidTransaction
-from tangle.net import messages
-from tangle.net.messages import Kind, ProtocolError
-from tangle.net.node import Node
+from tangle.node import wire
+from tangle.node.errors import ProtocolError
+from tangle.node.node import Node
+from tangle.node.wire import Kind
 from tangle.tangle import Outcome
 from tangle.transaction import Transaction, TxId, decode
 from tangle.validation import validate_stateless
@@ -130,7 +131,7 @@ class Gossip:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The /gossip endpoint: an inbound peer."""
-        ws = web.WebSocketResponse(max_msg_size=messages.MAX_FRAME, heartbeat=15)
+        ws = web.WebSocketResponse(max_msg_size=wire.MAX_FRAME, heartbeat=15)
         await ws.prepare(request)
         await self._serve(Peer(ws, f"inbound {request.remote}"))
         return ws
@@ -144,7 +145,7 @@ class Gossip:
                 assert self._session is not None
                 ws = await self._session.ws_connect(
                     target,
-                    max_msg_size=messages.MAX_FRAME,
+                    max_msg_size=wire.MAX_FRAME,
                     heartbeat=15,
                     timeout=aiohttp.ClientWSTimeout(ws_close=10),
                 )
@@ -159,7 +160,7 @@ class Gossip:
     async def _serve(self, peer: Peer) -> None:
         node = self.node
         peer.sender = asyncio.ensure_future(self._sender(peer))
-        peer.send(messages.hello(node.params.network_id, node.key.public_key, self.api))
+        peer.send(wire.hello(node.params.network_id, node.key.public_key, self.api))
         try:
             async for msg in peer.ws:
                 if msg.type is not WSMsgType.BINARY:
@@ -189,11 +190,11 @@ class Gossip:
     # -- messages -------------------------------------------------------------------------
 
     async def _on_frame(self, peer: Peer, frame: bytes) -> None:
-        kind, payload = messages.decode(frame)
+        kind, payload = wire.decode(frame)
         if not peer.node_id and kind is not Kind.HELLO:
             raise ProtocolError(f"expected HELLO first, got {kind.name}")
         if kind is Kind.HELLO:
-            self._on_hello(peer, messages.read_hello(payload))
+            self._on_hello(peer, wire.read_hello(payload))
         elif kind is Kind.TX:
             try:
                 tx = decode(payload)
@@ -211,13 +212,13 @@ class Gossip:
                 self._ingest.put_nowait((tx, peer))
                 self._queued.add(tx.id)
         elif kind is Kind.REQUEST:
-            for tx_id in messages.read_ids(payload):
+            for tx_id in wire.read_ids(payload):
                 if tx_id in self.node.tangle:
-                    peer.send(messages.encode(Kind.TX, self.node.tangle.get(tx_id).encode()))
+                    peer.send(wire.encode(Kind.TX, self.node.tangle.get(tx_id).encode()))
         elif kind is Kind.INV:
             wanted = [
                 t
-                for t in messages.read_ids(payload)
+                for t in wire.read_ids(payload)
                 if t not in self.node.tangle
                 and not self.node.tangle.is_buffered(t)
                 and t not in self._queued
@@ -225,9 +226,9 @@ class Gossip:
             ]
             self._request(peer, wanted)
         elif kind is Kind.PEERS:
-            self.known_urls.update(messages.read_peers(payload))
+            self.known_urls.update(wire.read_peers(payload))
 
-    def _on_hello(self, peer: Peer, hello: messages.Hello) -> None:
+    def _on_hello(self, peer: Peer, hello: wire.Hello) -> None:
         node = self.node
         if peer.node_id:
             raise ProtocolError("a second HELLO")
@@ -246,12 +247,12 @@ class Gossip:
             peer.label = hello.api
         self.peers[hello.node_id] = peer
         log.info("peer %s connected", peer.label)
-        for frame in messages.ids(Kind.INV, self._tips()):
+        for frame in wire.ids(Kind.INV, self._tips()):
             peer.send(frame)
-        peer.send(messages.peers(sorted({self.api, *self.known_urls} - {""})))
+        peer.send(wire.peers(sorted({self.api, *self.known_urls} - {""})))
 
     def _tips(self) -> list[TxId]:
-        return sorted(self.node.tangle.tips())[: messages.MAX_IDS]
+        return sorted(self.node.tangle.tips())[: wire.MAX_IDS]
 
     def _request(self, peer: Peer, wanted: list[TxId]) -> None:
         now = time.monotonic()
@@ -263,12 +264,12 @@ class Gossip:
             if attempts < MAX_ATTEMPTS:
                 self._requested[tx_id] = (attempts + 1, now)
                 fresh.append(tx_id)
-        for frame in messages.ids(Kind.REQUEST, fresh):
+        for frame in wire.ids(Kind.REQUEST, fresh):
             peer.send(frame)
 
     def broadcast(self, tx: Transaction, source: Peer | None = None) -> None:
         """Send ``tx`` to every peer but ``source``."""
-        frame = messages.encode(Kind.TX, tx.encode())
+        frame = wire.encode(Kind.TX, tx.encode())
         for peer in self.peers.values():
             if peer is not source:
                 peer.send(frame)
@@ -327,7 +328,7 @@ class Gossip:
             now = time.monotonic()
             if now - last_inv >= INV_EVERY:
                 last_inv = now
-                frames = messages.ids(Kind.INV, self._tips())
+                frames = wire.ids(Kind.INV, self._tips())
                 for peer in self.peers.values():
                     for frame in frames:
                         peer.send(frame)
@@ -337,6 +338,6 @@ class Gossip:
                 if now - self._requested.get(t, (0, 0.0))[1] >= RETRY_AFTER
             ]
             for peer in list(self.peers.values()):
-                self._request(peer, missing[: 4 * messages.MAX_IDS])
+                self._request(peer, missing[: 4 * wire.MAX_IDS])
             if len(self._requested) > 100_000:  # forget old bookkeeping
                 self._requested = {t: v for t, v in self._requested.items() if now - v[1] < 60}

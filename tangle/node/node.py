@@ -19,8 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pow
 from pow.adaptive import IssuerRates
@@ -29,21 +27,16 @@ from tangle.builder import build, payments_with_change, select_inputs
 from tangle.engine import Engine, EngineParams
 from tangle.errors import InsufficientWork, TangleError, UnknownTransaction
 from tangle.ledger import ConflictReason
-from tangle.net.config import (
-    DEV_NETWORK_ID,
-    ConfigError,
-    NodeConfig,
-    dev_faucet_key,
-    dev_genesis,
-    read_genesis_file,
-)
-from tangle.net.events import EventLog
+from tangle.node.config import NodeConfig, resolve_genesis
+from tangle.node.errors import Rejected, StorageError
+from tangle.node.events import EventLog
+from tangle.node.genesis import dev_faucet_key
+from tangle.node.storage import SqliteStore
 from tangle.signing import Keypair
 from tangle.snapshot import Snapshot, check_descends, decode_snapshot, plan, split
-from tangle.storage import SqliteStore, StorageError
 from tangle.tangle import AttachResult, Tangle, TxStatus
 from tangle.transaction import Output, OutputId, Transaction, TxId, decode
-from tangle.validation import NetworkParams, validate_stateless
+from tangle.validation import validate_stateless
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +56,6 @@ PRUNE_AT_LEAST = 10
 from what is kept (~75 µs per transaction, on the event loop)."""
 
 
-class Rejected(TangleError):
-    """A transaction this node will not admit; ``code`` and ``status`` go to the API."""
-
-    def __init__(
-        self, code: str, message: str, status: int = 422, extra: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(code, message, status, extra)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.extra = extra or {}
-        """Machine-readable details that go into the error object beside code and message."""
-
-    def __str__(self) -> str:
-        return self.message
-
-
 @dataclass(frozen=True, slots=True)
 class Submitted:
     tx_id: TxId
@@ -91,33 +67,10 @@ class Node:
     """One tangle node: a Tangle, its Engine, durable storage and background loops."""
 
     def __init__(self, config: NodeConfig, clock: Callable[[], float] = time.time) -> None:
-        if config.dev:
-            network_id, difficulty = config.network_id, config.base_difficulty
-            self.genesis = dev_genesis(network_id)
-        else:
-            if not config.genesis:
-                raise Rejected(
-                    "config",
-                    "a network other than --dev needs --genesis FILE (tangle genesis writes one)",
-                    400,
-                )
-            try:
-                spec = read_genesis_file(Path(config.genesis))
-            except ConfigError as exc:
-                raise Rejected("config", str(exc), 400) from None
-            if config.network_id not in (DEV_NETWORK_ID, spec.network_id):
-                raise Rejected(
-                    "config",
-                    f"network id: the genesis file says {spec.network_id:#x}, "
-                    f"the configuration {config.network_id:#x}",
-                    400,
-                )
-            network_id, difficulty = spec.network_id, spec.base_difficulty
-            self.genesis = spec.genesis()
+        self.genesis, self.params = resolve_genesis(config)
         self.config = config
         self.clock = clock
-        self.params = NetworkParams(network_id=network_id, base_difficulty=difficulty)
-        self.faucet = dev_faucet_key(network_id, config.faucet_index)
+        self.faucet = dev_faucet_key(self.params.network_id, config.faucet_index)
         self._trusted = {self.faucet.public_key} if config.dev else set()
         """Issuers whose work this node does not raise (its own key, and on a dev network
         its faucet; elsewhere anyone could derive the faucet key)."""

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tangle.net.config import DEV_FAUCETS, DEV_NETWORK_ID
+from tangle.node.errors import DevnetError
+from tangle.node.genesis import DEV_FAUCETS, DEV_NETWORK_ID
 
-
-class DevnetError(RuntimeError):
-    """A node of the devnet did not start; the message carries the tail of its log."""
+__all__ = ["Devnet", "DevnetError", "DevnetNode", "free_base_port", "start_devnet"]
 
 
 @dataclass
@@ -136,7 +135,7 @@ def start_devnet(
                 [
                     sys.executable,
                     "-m",
-                    "tangle",
+                    "tangle.node",
                     "node",
                     "--dev",
                     "--data-dir",

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tangle.node.errors import StorageError
+
 GROUP_LIMIT = 1000
 SCHEMA_VERSION = 2
 
@@ -38,10 +40,6 @@ CREATE TABLE IF NOT EXISTS transactions (
 );
 CREATE TABLE IF NOT EXISTS confirmed (id BLOB PRIMARY KEY, at REAL NOT NULL);
 """
-
-
-class StorageError(Exception):
-    """The database cannot be opened or written; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,0 @@
-"""``python -m tangle`` runs the ``tangle`` command."""
-
-import sys
-
-from tangle.cli import main
-
-sys.exit(main())

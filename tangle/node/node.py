@@ -732,6 +732,30 @@ class Node:
         """Is a recent transaction still waiting? A settled, idle tangle stays quiet."""
         return any(self._needs_confirmation(t) for t in self._recent)
 
+    # -- what gossip asks of the node ------------------------------------------------------------
+
+    def has(self, tx_id: TxId) -> bool:
+        """Attached here."""
+        return tx_id in self.tangle
+
+    def knows(self, tx_id: TxId) -> bool:
+        """Attached, waiting for parents, or pruned into the snapshot: not to be asked for."""
+        return tx_id in self.tangle or self.tangle.is_buffered(tx_id) or tx_id in self._pruned_ids
+
+    def raw(self, tx_id: TxId) -> bytes | None:
+        """The canonical bytes of an attached transaction (None when not attached)."""
+        if tx_id not in self.tangle:
+            return None
+        return self.tangle.get(tx_id).encode()
+
+    def tips(self) -> list[TxId]:
+        """The tangle's tips, sorted by id."""
+        return sorted(self.tangle.tips())
+
+    def missing_parents(self) -> frozenset[TxId]:
+        """Parents that buffered transactions wait for and nobody has sent yet."""
+        return self.tangle.missing_parents()
+
     # -- queries ---------------------------------------------------------------------------------
 
     def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:

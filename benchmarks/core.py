@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     def attach_all() -> None:
         tangle = Tangle(genesis, params)
         for tx in txs:
-            tangle.attach_prevalidated(tx)
+            tangle.attach_validated(tx)
 
     start = time.perf_counter()
     attach_all()

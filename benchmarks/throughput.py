@@ -95,7 +95,7 @@ def prebuild(
             inputs=[source],
             payments=payments,
         )
-        tangle.attach_prevalidated(funding)
+        tangle.attach_validated(funding)
         for key in group:
             index = next(i for i, o in enumerate(funding.outputs) if o.address == key.address)
             coin.append((OutputId(funding.id, index), grant))
@@ -127,7 +127,7 @@ def prebuild(
             inputs=[oid],
             payments={payee.address: 1, key.address: value - 1},
         )
-        result = tangle.attach_prevalidated(tx)
+        result = tangle.attach_validated(tx)
         assert result.attached, result
         assert tangle.is_consistent(tx.id), tangle.verdict(tx.id)
         change = next(j for j, o in enumerate(tx.outputs) if o.address == key.address)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tangle.confirmation import CONFIRMATION_THRESHOLD, DEFAULT_WALKS, confidence_pass
-from tangle.ledger import ConflictReason
+from tangle.ledger import ConflictReason, Verdict
 from tangle.tangle import AttachResult, Tangle, TxStatus
 from tangle.transaction import Transaction, TxId
 from tangle.walk import McmcSelector, UrtsParams, UrtsSelector, WalkParams, within_max_depth
@@ -123,12 +123,11 @@ class Engine:
 
     # -- attaching ----------------------------------------------------------------------
 
-    def attach(self, tx: Transaction, now: float, *, prevalidated: bool = False) -> AttachResult:
-        """Attach ``tx`` and mirror what got attached into the window.
-
-        ``tx`` is validated (§5) unless ``prevalidated`` says the caller already did.
-        """
-        result = self.tangle.attach_prevalidated(tx) if prevalidated else self.tangle.attach(tx)
+    def attach(self, tx: Transaction, now: float, verdict: Verdict | None = None) -> AttachResult:
+        """Attach ``tx``, which the caller has run through §5 (``validate_stateless``),
+        and mirror what got attached into the window; ``verdict`` as in
+        :meth:`Tangle.attach_validated`."""
+        result = self.tangle.attach_validated(tx, verdict)
         for tx_id in result.attached:
             self._mirror(self.tangle.get(tx_id), now)
             if tx_id in self._confirmed:  # replaying a confirmation known from before

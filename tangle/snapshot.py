@@ -7,25 +7,19 @@ a snapshot treats the entry points as roots and the snapshot's outputs as create
 every past cone (every cone reaches a root). The genesis is the first snapshot: one
 entry point, its outputs.
 
-:func:`plan` chooses what may go given what a node wants to keep (its policy: age,
-size), so that no retained transaction's verdict changes; :func:`split` turns that
-into the next snapshot.
+This module is the value and its codec; :mod:`tangle.pruning` plans a snapshot over a
+:class:`~tangle.tangle.Tangle` (what may go, what must stay).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tangle.constants import HASH_SIZE, MAX_SUPPLY, OUTPUT_ID_SIZE
 from tangle.encoding import Reader, u8, u16, u64
 from tangle.errors import EncodingError, InvalidGenesis
 from tangle.transaction import Output, OutputId, Transaction, TxId, decode
-
-if TYPE_CHECKING:
-    from tangle.tangle import Tangle
 
 PERSON_SNAPSHOT = b"tangle/snapshot1"
 SNAPSHOT_VERSION = 1
@@ -175,99 +169,3 @@ def check_descends(snapshot: Snapshot, genesis: Transaction) -> None:
     supply = sum(o.amount for o in genesis.outputs)
     if snapshot.supply != supply:
         raise InvalidGenesis(f"snapshot supply: expected {supply}, got {snapshot.supply}")
-
-
-def plan(
-    tangle: Tangle, keep: Iterable[TxId], confirmed: Callable[[TxId], bool]
-) -> tuple[list[Transaction], list[Transaction]]:
-    """Which transactions a snapshot may replace, and which must stay: (pruned, retained).
-
-    ``keep`` are the transactions the node must keep whole (recent and pending ones, and
-    the tips). Retained are the kept transactions' past cones above the pruned part;
-    pruned are the confirmed transactions in the past cone of *every* retained one,
-    closed under approval (a fixed point: retaining more can prune less). So each
-    retained transaction saw all of the pruned history, judging it against the snapshot
-    gives the verdict it got against the history (§8.5), and it sees every entry point.
-    Anything else (conflicting or orphaned side branches nobody kept) is dropped.
-    """
-    dag = tangle.dag
-    kept = list(dict.fromkeys(keep))
-    if not kept:
-        return [], tangle.history()
-    roots = set(tangle.roots)
-    cones = set(dag.past_cone_of_all(kept)) - roots
-
-    def closed(candidates: set[TxId]) -> set[TxId]:
-        """The confirmed candidates whose every ancestor above the roots is one too."""
-        found: set[TxId] = set()
-        for tx_id in dag.past_cone_of_all(candidates):  # arrival order: parents first
-            if (
-                tx_id in candidates
-                and confirmed(tx_id)
-                and all(p in found or p in roots for p in dag.parents(tx_id))
-            ):
-                found.add(tx_id)
-        return found
-
-    pruned_ids = closed(set(dag.common_past_cone(kept)) - roots - set(kept))
-    while True:
-        retained_ids = cones - pruned_ids
-        narrower = closed(pruned_ids & set(dag.common_past_cone(retained_ids)))
-        if narrower == pruned_ids:
-            break
-        pruned_ids = narrower
-    history = tangle.history()
-    return (
-        [tx for tx in history if tx.id in pruned_ids],
-        [tx for tx in history if tx.id in retained_ids],
-    )
-
-
-def split(
-    base: Snapshot,
-    pruned: Sequence[Transaction],
-    retained: Sequence[Transaction],
-    *,
-    confirmed: Callable[[TxId], bool],
-    below: Callable[[TxId, TxId], bool],
-) -> Snapshot:
-    """The snapshot after ``base`` that replaces ``pruned`` (arrival order), below
-    ``retained``: see :func:`plan` for how to choose them.
-
-    Outputs created by pruned confirmed transactions, and not spent by one, join the
-    snapshot; spends by retained transactions stay with them (so R4 still sees them).
-    Entry points are the base's and the pruned transactions that a retained one approves
-    (or that nothing approves, so that the DAG never loses its last root); ``below(a, b)``
-    says whether ``a`` is in the past cone of ``b`` (the tangle's DAG), which makes the
-    frontier: the entry points no other one approves.
-    """
-    roots = {e.tx.id: e for e in base.entry_points}
-    gone = set(roots) | {tx.id for tx in pruned}
-    outputs = dict(base.outputs)
-    for tx in pruned:
-        if tx.id in roots or not confirmed(tx.id):
-            continue
-        for oid in tx.inputs:
-            outputs.pop(oid, None)
-        for index, output in enumerate(tx.outputs):
-            outputs[OutputId(tx.id, index)] = output
-    approved = {p for tx in retained for p in tx.parents if p in gone}
-    candidates = [e.tx for e in base.entry_points] + [tx for tx in pruned if tx.id not in roots]
-    chosen = [tx for tx in candidates if tx.id in approved]
-    if not chosen:  # nothing retained: the newest pruned transaction holds the DAG up
-        chosen = [candidates[-1]]
-    entries = []
-    for tx in chosen:
-        old = roots.get(tx.id)
-        frontier = (old is None or old.frontier) and not any(
-            other.id != tx.id and below(tx.id, other.id) for other in chosen
-        )
-        confirmed_ = old.confirmed if old is not None else confirmed(tx.id)
-        entries.append(EntryPoint(tx, confirmed=confirmed_, frontier=frontier))
-    return Snapshot(
-        network_id=base.network_id,
-        genesis_id=base.genesis_id,
-        pruned=base.pruned + sum(1 for tx in pruned if tx.id not in roots),
-        entry_points=tuple(entries),
-        outputs=tuple(sorted(outputs.items())),
-    )

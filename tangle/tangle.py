@@ -1,8 +1,11 @@
-"""The tangle: DAG + ledger + solidification buffer behind one ``attach`` (layer 3, pure).
+"""The tangle: DAG + ledger + solidification buffer behind one attach (layer 3, pure).
 
-``attach`` runs the stateless rules (§5), parks a transaction whose parents are not
-known yet in a bounded buffer (§7.2), and attaches every transaction that becomes
-solid, parents first, computing its past-cone verdict exactly once (§8.3).
+:meth:`Tangle.attach_validated` is the one way in for a transaction that passed the
+stateless rules (§5): it parks a transaction whose parents are not known yet in a
+bounded buffer (§7.2), and attaches every transaction that becomes solid, parents
+first, computing its past-cone verdict exactly once (§8.3) unless the caller already
+has it (:meth:`Tangle.preview`, a node's admission). :meth:`Tangle.attach` runs §5
+first, for callers that have not.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ class Tangle:
         if tx.id in self._txs or tx.id in self._unsolid:
             return AttachResult(Outcome.DUPLICATE)
         validate_stateless(tx, self.params)
-        return self.attach_prevalidated(tx)
+        return self.attach_validated(tx)
 
     @property
     def genesis_id(self) -> TxId:
@@ -135,14 +138,18 @@ class Tangle:
         roots = set(self.roots)
         return [tx for tx in self if tx.id not in roots]
 
-    def attach_prevalidated(self, tx: Transaction) -> AttachResult:
-        """Attach or buffer ``tx``, which the caller has already run through §5."""
+    def attach_validated(self, tx: Transaction, verdict: Verdict | None = None) -> AttachResult:
+        """Attach or buffer ``tx``, which the caller has already run through §5.
+
+        ``verdict``: what :meth:`preview` said of ``tx`` just now (nothing attached
+        since), so that a solid transaction is not judged twice.
+        """
         if tx.id in self._txs or tx.id in self._unsolid:
             return AttachResult(Outcome.DUPLICATE)
         absent = [p for p in dict.fromkeys(tx.parents) if p not in self._txs]
         if absent:
             return self._buffer(tx, absent)
-        attached = [self._insert(tx)]
+        attached = [self._insert(tx, verdict)]
         attached.extend(self._release(tx.id))
         return AttachResult(Outcome.ATTACHED, tuple(attached))
 
@@ -197,8 +204,9 @@ class Tangle:
                 yield self._insert(child)
                 queue.append(child_id)
 
-    def _insert(self, tx: Transaction) -> TxId:
-        verdict = self._judge(tx)
+    def _insert(self, tx: Transaction, verdict: Verdict | None = None) -> TxId:
+        if verdict is None:
+            verdict = self._judge(tx)
         self._dag.add(tx.id, tx.trunk, tx.branch)
         self._ledger.register(tx)
         self._txs[tx.id] = tx

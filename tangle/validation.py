@@ -72,12 +72,13 @@ def check_value_shape(tx: Transaction) -> None:
         )
 
 
-def check_work(tx: Transaction, params: NetworkParams) -> None:
-    """§5.7: the nonce proves the required work."""
+def check_work(tx: Transaction, params: NetworkParams) -> int:
+    """§5.7: the nonce proves the required work; returns the work it proves (bits)."""
     required = params.required_difficulty(tx)
     done = pow.work(tx.pow_data(), tx.nonce)
     if done < required:
         raise InsufficientWork(required, done)
+    return done
 
 
 def check_signature(tx: Transaction) -> None:
@@ -85,8 +86,9 @@ def check_signature(tx: Transaction) -> None:
     verify_signature(tx.issuer, tx.essence_hash(), tx.signature)
 
 
-def validate_stateless(tx: Transaction, params: NetworkParams) -> None:
-    """Every rule of §5, cheapest first.
+def validate_stateless(tx: Transaction, params: NetworkParams) -> int:
+    """Every rule of §5, cheapest first; returns the work the nonce proves (bits), which
+    a node's admission compares with what it asks of this issuer (§6.5).
 
     Raises:
         InvalidTransaction: the first rule broken (a subclass names which).
@@ -94,5 +96,6 @@ def validate_stateless(tx: Transaction, params: NetworkParams) -> None:
     check_network(tx, params)
     check_parents(tx)
     check_value_shape(tx)
-    check_work(tx, params)
+    work = check_work(tx, params)
     check_signature(tx)
+    return work

@@ -24,7 +24,7 @@ from tangle.ledger import ConflictReason, make_genesis
 from tangle.signing import Keypair
 from tangle.tangle import Outcome, Tangle, TxStatus
 from tangle.transaction import OutputId, Transaction, TxId
-from tangle.validation import NetworkParams
+from tangle.validation import NetworkParams, validate_stateless
 from tangle.walk import WalkParams
 
 DEMO_NETWORK_ID = 0x7467_6C64_656D_6F31  # "tgldemo1"
@@ -176,6 +176,7 @@ class Scenario:
         )
         self.pow_seconds += time.perf_counter() - started
         self.built += 1
+        validate_stateless(tx, self.params)
         self.engine.attach(tx, self.now)
         device.sent += 1
         device.last = tx.id

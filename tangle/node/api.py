@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from tangle import schema
 from tangle.address import decode_address, encode_address
 from tangle.constants import HASH_SIZE
 from tangle.encoding import parse_hex
@@ -29,9 +30,11 @@ from tangle.errors import (
     WrongNetwork,
 )
 from tangle.node.errors import Rejected, StorageError
-from tangle.node.events import DEFAULT_TOPICS, Subscriber
+from tangle.node.events import Subscriber
 from tangle.node.node import VERSION, Node
-from tangle.transaction import OutputId, Transaction, TxId
+from tangle.schema import ADDRESS_TOPIC, DEFAULT_TOPICS, AddressView, ErrorCode, OutputView, Status
+from tangle.tangle import TxStatus
+from tangle.transaction import OutputId, TxId
 
 log = logging.getLogger(__name__)
 NODE = web.AppKey("node", Node)
@@ -47,14 +50,14 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 def error(
     status: int, code: str, message: str, extra: dict[str, Any] | None = None
 ) -> web.Response:
-    return json_response({"error": {"code": code, "message": message, **(extra or {})}}, status)
+    return json_response(schema.error_to_json(code, message, extra), status)
 
 
-_INVALID_CODES: list[tuple[type[InvalidTransaction], str]] = [
-    (WrongNetwork, "wrong_network"),
-    (InvalidSignature, "invalid_signature"),
-    (InsufficientWork, "insufficient_work"),
-    (ValueRuleViolation, "invalid_value"),
+_INVALID_CODES: list[tuple[type[InvalidTransaction], ErrorCode]] = [
+    (WrongNetwork, ErrorCode.WRONG_NETWORK),
+    (InvalidSignature, ErrorCode.INVALID_SIGNATURE),
+    (InsufficientWork, ErrorCode.INSUFFICIENT_WORK),
+    (ValueRuleViolation, ErrorCode.INVALID_VALUE),
 ]
 
 
@@ -68,17 +71,17 @@ async def errors(
     except Rejected as exc:
         return error(exc.status, exc.code, exc.message, exc.extra)
     except AddressError as exc:
-        return error(400, "invalid_address", str(exc))
+        return error(400, ErrorCode.INVALID_ADDRESS, str(exc))
     except EncodingError as exc:
-        return error(400, "invalid_encoding", str(exc))
+        return error(400, ErrorCode.INVALID_ENCODING, str(exc))
     except InvalidTransaction as exc:
-        code = next((c for kind, c in _INVALID_CODES if isinstance(exc, kind)), "invalid")
+        code = next((c for kind, c in _INVALID_CODES if isinstance(exc, kind)), ErrorCode.INVALID)
         return error(422, code, str(exc))
     except StorageError as exc:
         log.error("storage failed: %s", exc)
-        return error(503, "storage_unavailable", "the node cannot write to its database")
+        return error(503, ErrorCode.STORAGE_UNAVAILABLE, "the node cannot write to its database")
     except web.HTTPRequestEntityTooLarge:
-        return error(413, "too_large", f"request bodies are at most {MAX_BODY} bytes")
+        return error(413, ErrorCode.TOO_LARGE, f"request bodies are at most {MAX_BODY} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
@@ -93,19 +96,23 @@ async def _json(request: web.Request) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
-        raise Rejected("invalid_json", f"the body is not JSON: {exc}", 400) from None
+        raise Rejected(ErrorCode.INVALID_JSON, f"the body is not JSON: {exc}", 400) from None
     if not isinstance(body, dict):
-        raise Rejected("invalid_json", f"expected a JSON object, got {type(body).__name__}", 400)
+        raise Rejected(
+            ErrorCode.INVALID_JSON, f"expected a JSON object, got {type(body).__name__}", 400
+        )
     return body
 
 
 def _field(body: dict[str, Any], name: str, kind: type) -> Any:
     if name not in body:
-        raise Rejected("missing_field", f"{name}: required", 400)
+        raise Rejected(ErrorCode.MISSING_FIELD, f"{name}: required", 400)
     value = body[name]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise Rejected(
-            "invalid_field", f"{name}: expected {kind.__name__}, got {type(value).__name__}", 400
+            ErrorCode.INVALID_FIELD,
+            f"{name}: expected {kind.__name__}, got {type(value).__name__}",
+            400,
         )
     return value
 
@@ -113,7 +120,9 @@ def _field(body: dict[str, Any], name: str, kind: type) -> Any:
 def _amount(value: Any) -> int:
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str) or not text.isdigit():
-        raise Rejected("invalid_field", f"amount: expected a decimal string, got {value!r}", 400)
+        raise Rejected(
+            ErrorCode.INVALID_FIELD, f"amount: expected a decimal string, got {value!r}", 400
+        )
     return int(text)
 
 
@@ -122,18 +131,16 @@ def _amount(value: Any) -> int:
 
 async def info(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    engine = node.engine
-    counts = engine.counts()
-    total = len(node.tangle)
-    snapshot = node.tangle.snapshot
+    counts = node.counts()
+    snapshot = node.snapshot
     return json_response(
         {
             "name": "tangle",
             "version": VERSION,
             "network_id": f"{node.params.network_id:#x}",
             "dev": node.config.dev,
-            "transactions": total,
-            "tips": len(node.tangle.tips()),
+            "transactions": counts["transactions"],
+            "tips": counts["tips"],
             "confirmed": counts["confirmed"],
             "pending": counts["pending"],
             "conflicting": counts["conflicting"],
@@ -160,7 +167,7 @@ async def info(request: web.Request) -> web.Response:
 async def snapshot(request: web.Request) -> web.Response:
     """The snapshot this node's tangle starts from (the genesis's, before any pruning)."""
     node = request.app[NODE]
-    current = node.tangle.snapshot
+    current = node.snapshot
     return web.Response(
         body=current.encode(),
         content_type="application/octet-stream",
@@ -177,11 +184,13 @@ async def tips(request: web.Request) -> web.Response:
     wanted = [t for t in request.query.get("approve", "").split(",") if t]
     if len(wanted) > MAX_APPROVE:
         raise Rejected(
-            "too_many", f"approve: expected at most {MAX_APPROVE} ids, got {len(wanted)}", 400
+            ErrorCode.TOO_MANY,
+            f"approve: expected at most {MAX_APPROVE} ids, got {len(wanted)}",
+            400,
         )
     ids = [TxId(parse_hex("approve", text, HASH_SIZE)) for text in wanted]
     trunk, branch = node.tips_approving(ids)
-    return json_response({"trunk": trunk.hex(), "branch": branch.hex()})
+    return json_response(schema.tips_to_json(trunk, branch))
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -191,44 +200,14 @@ async def submit(request: web.Request) -> web.Response:
     else:
         raw = parse_hex("raw", _field(await _json(request), "raw", str))
     result = await node.submit(raw)
-    return json_response({"id": result.tx_id.hex()}, 201 if result.created else 200)
-
-
-def _transaction_json(tx: Transaction) -> dict[str, Any]:
-    return {
-        "id": tx.id.hex(),
-        "version": tx.version,
-        "network_id": f"{tx.network_id:#x}",
-        "timestamp": tx.timestamp,
-        "trunk": tx.trunk.hex(),
-        "branch": tx.branch.hex(),
-        "issuer": tx.issuer.hex(),
-        "inputs": [i.hex() for i in tx.inputs],
-        "outputs": [
-            {"address": encode_address(o.address), "amount": str(o.amount)} for o in tx.outputs
-        ],
-        "payload": tx.payload.hex(),
-        "signature": tx.signature.hex(),
-        "nonce": str(tx.nonce),
-        "size": tx.size,
-    }
+    return json_response(schema.tx_id_to_json(result.tx_id), 201 if result.created else 200)
 
 
 async def transaction(request: web.Request) -> web.Response:
     node = request.app[NODE]
     tx = node.get(_tx_id(request))
-    meta = node.engine.metadata(tx.id, node.clock())
-    body = _transaction_json(tx)
-    body["metadata"] = {
-        "status": meta.status.name.lower(),
-        "confidence": round(meta.confidence, 4),
-        "cumulative_weight": meta.cumulative_weight,
-        "should_promote": meta.should_promote,
-        "should_reattach": meta.should_reattach,
-        "conflict_reason": None
-        if meta.conflict_reason.name == "NONE"
-        else meta.conflict_reason.name.lower(),
-    }
+    body = schema.transaction_to_json(tx)
+    body["metadata"] = schema.metadata_to_json(node.metadata(tx.id))
     return json_response(body)
 
 
@@ -240,62 +219,55 @@ async def statuses(request: web.Request) -> web.Response:
     node = request.app[NODE]
     ids = _field(await _json(request), "ids", list)
     if len(ids) > MAX_STATUS_IDS:
-        raise Rejected("too_many", f"ids: expected at most {MAX_STATUS_IDS}, got {len(ids)}", 400)
-    answer: dict[str, str | None] = {}
+        raise Rejected(
+            ErrorCode.TOO_MANY, f"ids: expected at most {MAX_STATUS_IDS}, got {len(ids)}", 400
+        )
+    answer: dict[str, TxStatus | None] = {}
     for text in ids:
         if not isinstance(text, str):
-            raise Rejected("invalid_field", f"ids: expected hex strings, got {text!r}", 400)
-        tx_id = TxId(parse_hex("transaction id", text, HASH_SIZE))
-        answer[text] = node.engine.status(tx_id).name.lower() if tx_id in node.tangle else None
-    return json_response(answer)
+            raise Rejected(ErrorCode.INVALID_FIELD, f"ids: expected hex strings, got {text!r}", 400)
+        answer[text] = node.status(TxId(parse_hex("transaction id", text, HASH_SIZE)))
+    return json_response(schema.statuses_to_json(answer))
 
 
-def _output_json(node: Node, oid: OutputId) -> dict[str, Any]:
-    output = node.tangle.ledger.output(oid)
+def _output_view(node: Node, oid: OutputId) -> OutputView:
+    output = node.output(oid)
     if output is None:
-        raise Rejected("not_found", f"output {oid.hex()} is unknown", 404)
+        raise Rejected(ErrorCode.NOT_FOUND, f"output {oid.hex()} is unknown", 404)
     spent_by = node.spent(oid, confirmed_only=False)
-    return {
-        "output_id": oid.hex(),
-        "transaction": oid.tx_id.hex(),
-        "index": oid.index,
-        "address": encode_address(output.address),
-        "amount": str(output.amount),
-        "status": node.output_status(oid).name.lower(),
-        "spent": spent_by is not None,
-        "spent_by": spent_by.hex() if spent_by is not None else None,
-        "spent_confirmed": node.spent(oid, confirmed_only=True) is not None,
-    }
+    return OutputView(
+        output_id=oid,
+        address=output.address,
+        amount=output.amount,
+        status=Status.of(node.output_status(oid)),
+        spent=spent_by is not None,
+        spent_by=spent_by,
+        spent_confirmed=node.spent(oid, confirmed_only=True) is not None,
+    )
 
 
 async def address(request: web.Request) -> web.Response:
     node = request.app[NODE]
     addr = decode_address(request.match_info["address"])
     confirmed, pending = node.balances(addr)
-    outputs = [_output_json(node, oid) for oid, _ in node.outputs_of(addr)]
-    return json_response(
-        {
-            "address": encode_address(addr),
-            "balance": {"confirmed": str(confirmed), "pending": str(pending)},
-            "outputs": outputs,
-        }
-    )
+    outputs = tuple(_output_view(node, oid) for oid, _ in node.outputs_of(addr))
+    return json_response(AddressView(addr, confirmed, pending, outputs).to_json())
 
 
 async def output(request: web.Request) -> web.Response:
     node = request.app[NODE]
     oid = OutputId.from_hex(request.match_info["id"])
-    return json_response(_output_json(node, oid))
+    return json_response(_output_view(node, oid).to_json())
 
 
 async def faucet(request: web.Request) -> web.Response:
     node = request.app[NODE]
     if not node.config.dev:
-        raise Rejected("not_available", "the faucet exists only on --dev networks", 404)
+        raise Rejected(ErrorCode.NOT_AVAILABLE, "the faucet exists only on --dev networks", 404)
     body = await _json(request)
     addr = decode_address(_field(body, "address", str))
     tx_id = await node.pay_from_faucet(addr, _amount(body.get("amount")))
-    return json_response({"id": tx_id.hex()}, 201)
+    return json_response(schema.tx_id_to_json(tx_id), 201)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -307,16 +279,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         since = int(request.query.get("since", node.events.last_seq))
     except ValueError:
-        raise Rejected("invalid_field", "since: expected a sequence number", 400) from None
+        raise Rejected(ErrorCode.INVALID_FIELD, "since: expected a sequence number", 400) from None
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     subscriber = node.events.subscribe(topics)  # before the replay: nothing falls between
     try:
         backlog, gap = node.events.replay(since, topics)
         if gap is not None:
-            await ws.send_bytes(
-                orjson.dumps({"type": "gap", "missed_from": since + 1, "oldest_kept": gap})
-            )
+            await ws.send_bytes(orjson.dumps(schema.gap_event(since + 1, gap)))
         last = since
         for event in backlog:
             await ws.send_bytes(orjson.dumps(event.json()))
@@ -346,11 +316,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 def _check_topic(topic: str) -> None:
     if topic in DEFAULT_TOPICS:
         return
-    if topic.startswith("address:"):
-        decode_address(topic.removeprefix("address:"))
+    if topic.startswith(ADDRESS_TOPIC):
+        decode_address(topic.removeprefix(ADDRESS_TOPIC))
         return
     raise Rejected(
-        "invalid_topic",
+        ErrorCode.INVALID_TOPIC,
         f"topic: expected transactions, confirmations, conflicts or address:<tgl1...>, "
         f"got {topic!r}",
         400,
@@ -374,25 +344,26 @@ async def _read_subscriptions(ws: web.WebSocketResponse, subscriber: Subscriber)
 
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    counts = node.counts()
     lines = [
         "# HELP tangle_transactions Transactions attached.",
         "# TYPE tangle_transactions gauge",
-        f"tangle_transactions {len(node.tangle)}",
+        f"tangle_transactions {counts['transactions']}",
         "# HELP tangle_confirmed Transactions confirmed.",
         "# TYPE tangle_confirmed gauge",
-        f"tangle_confirmed {node.engine.confirmed_count}",
+        f"tangle_confirmed {counts['confirmed']}",
         "# HELP tangle_tips Unapproved transactions.",
         "# TYPE tangle_tips gauge",
-        f"tangle_tips {len(node.tangle.tips())}",
+        f"tangle_tips {counts['tips']}",
         "# HELP tangle_unsolid Transactions waiting for parents.",
         "# TYPE tangle_unsolid gauge",
-        f"tangle_unsolid {node.tangle.unsolid_count}",
+        f"tangle_unsolid {counts['unsolid']}",
         "# HELP tangle_storage_commits Group commits written.",
         "# TYPE tangle_storage_commits counter",
-        f"tangle_storage_commits_total {node.store.commits}",
+        f"tangle_storage_commits_total {counts['storage_commits']}",
         "# HELP tangle_storage_rows Transactions written to the database.",
         "# TYPE tangle_storage_rows counter",
-        f"tangle_storage_rows_total {node.store.rows}",
+        f"tangle_storage_rows_total {counts['storage_rows']}",
         "# HELP tangle_throughput_tps Transactions per second over the last 10 s.",
         "# TYPE tangle_throughput_tps gauge",
         f"tangle_throughput_tps {node.throughput():.3f}",

@@ -10,13 +10,25 @@ longer reaches back that far, an explicit gap notice instead of a silent hole.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_TOPICS = frozenset({"transactions", "confirmations", "conflicts"})
+from tangle import schema
+from tangle.address import encode_address
+from tangle.ledger import ConflictReason
+from tangle.schema import DEFAULT_TOPICS, AddressEvent, Topic
+from tangle.transaction import Transaction, TxId
+
+__all__ = ["DEFAULT_TOPICS", "Event", "EventLog", "Subscriber"]
+
 SUBSCRIBER_QUEUE = 10_000
+
+address_text = functools.lru_cache(maxsize=1 << 16)(encode_address)
+"""The bech32m text of an address, memoised: events name an address per output, devices
+reuse their addresses, and the checksum costs ~80 us in Python."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +38,7 @@ class Event:
     data: dict[str, Any]
 
     def json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "topic": self.topic, "data": self.data}
+        return schema.event_to_json(self.seq, self.topic, self.data)
 
 
 class Subscriber:
@@ -79,3 +91,27 @@ class EventLog:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+
+    # -- what the node announces (the shapes are tangle.schema's) ------------------------
+
+    def attached(self, tx: Transaction, reason: ConflictReason) -> None:
+        """``tx`` was attached (``reason``: its conflict reason, NONE when consistent)."""
+        self.publish(Topic.TRANSACTIONS, schema.attached_event(tx))
+        for index, output in enumerate(tx.outputs):
+            self.publish(
+                schema.address_topic(address_text(output.address)),
+                schema.address_event(AddressEvent.RECEIVED, tx.id, index, output.amount),
+            )
+        if reason is not ConflictReason.NONE:
+            self.publish(Topic.CONFLICTS, schema.conflict_event(tx.id, reason))
+
+    def confirmed(self, tx: Transaction) -> None:
+        self.publish(Topic.CONFIRMATIONS, schema.confirmed_event(tx.id))
+        for index, output in enumerate(tx.outputs):
+            self.publish(
+                schema.address_topic(address_text(output.address)),
+                schema.address_event(AddressEvent.CONFIRMED, tx.id, index, output.amount),
+            )
+
+    def conflict(self, tx_id: TxId, reason: ConflictReason) -> None:
+        self.publish(Topic.CONFLICTS, schema.conflict_event(tx_id, reason))

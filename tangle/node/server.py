@@ -72,7 +72,12 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
     info = {"api": api, "pid": os.getpid(), "network_id": f"{node.params.network_id:#x}"}
     (config.data_dir / "node.json").write_text(json.dumps(info))
     gossip.start(api)
-    log.info("listening on %s, data in %s, %d transactions", api, config.data_dir, len(node.tangle))
+    log.info(
+        "listening on %s, data in %s, %d transactions",
+        api,
+        config.data_dir,
+        node.counts()["transactions"],
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,7 +26,8 @@ from tangle import (
     make_genesis,
 )
 from tangle.errors import EncodingError, InvalidGenesis
-from tangle.snapshot import Snapshot, check_descends, decode_snapshot, plan, split
+from tangle.pruning import plan, split
+from tangle.snapshot import Snapshot, check_descends, decode_snapshot
 from tests.helpers import NETWORK_ID, keypair, transfer
 
 KEYS = [keypair(i) for i in range(21, 25)]

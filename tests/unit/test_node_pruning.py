@@ -53,7 +53,7 @@ async def settle(node: Node, rounds: int = 3) -> None:
     for _ in range(rounds):
         tick(node, 0.2)
         await node.issue(node.key, [], {}, b"")
-        node._publish_confirmed(node.engine.confirm(node.rng, node.clock()))
+        node.confirm()
 
 
 def assert_counts(node: Node) -> None:
@@ -123,7 +123,7 @@ async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
         for _ in range(20):
             tick(node, 1)
             await node.issue(node.key, [], {}, b"")
-            node._publish_confirmed(node.engine.confirm(node.rng, node.clock()))
+            node.confirm()
         tick(node, 100)
         await settle(node, 2)
         assert await node.prune(node.clock()) > 0

@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo      run the demo scenario (devices paying each other)"
 	@echo "make test      lint, type-check and run the whole test suite"
-	@echo "make lint      ruff check + ruff format --check"
+	@echo "make lint      ruff check + ruff format --check + import contracts"
 	@echo "make typecheck mypy --strict"
 	@echo "make clean     remove .venv and caches"
 
@@ -29,6 +29,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

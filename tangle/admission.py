@@ -86,7 +86,7 @@ def admit(
     for output_id in tx.inputs:
         for spender in tangle.ledger.spenders(output_id):
             rival = status(spender)
-            if spender != tx.id and rival in (TxStatus.PENDING, TxStatus.CONFIRMED):
+            if spender != tx.id and rival.live:
                 return Refusal(
                     RefusalReason.DOUBLE_SPEND,
                     f"inputs: output {output_id.hex()} is already spent by "

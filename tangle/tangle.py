@@ -39,6 +39,11 @@ class TxStatus(IntEnum):
     CONFLICTING = 2
     ORPHANED = 3
 
+    @property
+    def live(self) -> bool:
+        """Confirmed or pending: it may still count (not conflicting, not orphaned)."""
+        return self in (TxStatus.PENDING, TxStatus.CONFIRMED)
+
 
 class Outcome(Enum):
     ATTACHED = "attached"
@@ -254,10 +259,6 @@ class Tangle:
 
     def is_consistent(self, tx_id: TxId) -> bool:
         return self.verdict(tx_id).consistent
-
-    def status(self, tx_id: TxId) -> TxStatus:
-        """§9: pending or conflicting (confirmation comes from tip selection)."""
-        return TxStatus.PENDING if self.is_consistent(tx_id) else TxStatus.CONFLICTING
 
     def buffered(self) -> list[Transaction]:
         """The transactions waiting in the solidification buffer, oldest first."""

@@ -262,7 +262,7 @@ class Scenario:
         verdict = self.tangle.verdict(careless.id)
         emit(
             f"  ! a careless gateway approves both: {careless.id.hex()[:12]}… is "
-            f"{self.tangle.status(careless.id).name.lower()} ({verdict.reason.name})"
+            f"{self.engine.status(careless.id).name.lower()} ({verdict.reason.name})"
         )
         return [first, second, careless]
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from tangle import schema
+from tangle import __version__, schema
 from tangle.address import decode_address, encode_address
 from tangle.constants import HASH_SIZE
 from tangle.encoding import parse_hex
@@ -31,7 +31,7 @@ from tangle.errors import (
 )
 from tangle.node.errors import Rejected, StorageError
 from tangle.node.events import Subscriber
-from tangle.node.node import VERSION, Node
+from tangle.node.node import Node
 from tangle.schema import ADDRESS_TOPIC, DEFAULT_TOPICS, AddressView, ErrorCode, OutputView, Status
 from tangle.tangle import TxStatus
 from tangle.transaction import OutputId, TxId
@@ -136,7 +136,7 @@ async def info(request: web.Request) -> web.Response:
     return json_response(
         {
             "name": "tangle",
-            "version": VERSION,
+            "version": __version__,
             "network_id": f"{node.params.network_id:#x}",
             "dev": node.config.dev,
             "transactions": counts["transactions"],
@@ -377,7 +377,7 @@ def _openapi() -> dict[str, Any]:
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "tangle node API", "version": VERSION},
+        "info": {"title": "tangle node API", "version": __version__},
         "paths": {
             "/api/v1/info": {"get": op("Node and network figures", 200)},
             "/api/v1/tips": {

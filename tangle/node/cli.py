@@ -188,7 +188,7 @@ def run_devnet(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
-            dead = [n for n in devnet.nodes if n.process.poll() is not None]
+            dead = [n for n in devnet.nodes if not n.running]
             if dead:
                 print(f"node {dead[0].index} exited:\n{dead[0].tail()}", file=sys.stderr)
                 break

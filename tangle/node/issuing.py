@@ -61,7 +61,7 @@ class Issuer:
         return self.host.engine.tangle
 
     def is_live(self, tx_id: TxId) -> bool:
-        return self.host.engine.status(tx_id) in (TxStatus.CONFIRMED, TxStatus.PENDING)
+        return self.host.engine.status(tx_id).live
 
     def forget_missing(self) -> None:
         """After a prune: the faucet's last payment may be gone from the tangle."""

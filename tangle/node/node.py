@@ -53,7 +53,6 @@ from tangle.validation import validate_stateless
 
 log = logging.getLogger(__name__)
 
-VERSION = tangle.__version__
 PARENT_WAIT = 3.0
 """Seconds a submission waits for parents it names but this node has not yet heard of
 (tips taken from another node arrive by gossip within milliseconds)."""
@@ -458,7 +457,7 @@ class Node:
 
     def is_live(self, tx_id: TxId) -> bool:
         """Confirmed or pending (not conflicting, not orphaned)."""
-        return self.issuer.is_live(tx_id)
+        return self.engine.status(tx_id).live
 
     def counts(self) -> dict[str, int]:
         """Held transactions by status, and the tangle's figures (``/info``, ``/metrics``)."""
@@ -509,8 +508,7 @@ class Node:
             status = self.output_status(oid)
             if status is TxStatus.CONFIRMED and self.spent(oid, confirmed_only=True) is None:
                 confirmed += output.amount
-            live = status in (TxStatus.CONFIRMED, TxStatus.PENDING)
-            if live and self.spent(oid, confirmed_only=False) is None:
+            if status.live and self.spent(oid, confirmed_only=False) is None:
                 pending += output.amount
         return confirmed, pending
 

@@ -1,7 +1,8 @@
 """Real node processes on 127.0.0.1 for functional tests (Bitcoin Core's framework style).
 
-``NodeProcess`` starts ``python -m tangle.node node`` on port 0, reads the real address back
-from ``DATA_DIR/node.json``, and keeps the node's log; ``wait_until`` polls a predicate
+``NodeProcess`` starts ``python -m tangle.node node`` on port 0 with the node package's
+own launcher (``tangle.node.devnet.LocalNode``: the real address is read back from
+``DATA_DIR/node.json``, the log kept in ``DATA_DIR/node.log``); ``wait_until`` polls a predicate
 with a deadline. Every process is stopped by the fixture, whatever the test did; on a
 failure the fixture prints the tail of each node's log.
 """
@@ -9,10 +10,6 @@ failure the fixture prints the tail of each node's log.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +20,8 @@ from typing import Any
 import pow
 from tangle import Keypair, NetworkParams, OutputId, Transaction, TxId, build, decode_address
 from tangle.builder import payments_with_change
+from tangle.node.devnet import LocalNode
+from tangle.node.errors import DevnetError
 from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 
 DEV_PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
@@ -66,56 +65,31 @@ def http(
         return HttpResult(exc.code, exc.read())
 
 
-class NodeProcess:
+class NodeProcess(LocalNode):
+    """A node process on port 0 (the one launcher, :class:`tangle.node.devnet.LocalNode`),
+    with the HTTP helpers tests use; a failure to start or stop fails the test."""
+
     def __init__(self, data_dir: Path, *extra: str, dev: bool = True) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir, (*(["--dev"] if dev else []), "--api-port", "0", *extra))
         self.extra = extra
         self.dev = dev
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir / "node.log"
-        self.api = ""
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        info = self.data_dir / "node.json"
-        info.unlink(missing_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tangle.node",
-                "node",
-                *(["--dev"] if self.dev else []),
-                "--data-dir",
-                str(self.data_dir),
-                "--api-port",
-                "0",
-                *self.extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.tail()}")
-            if not info.exists():
-                return False
-            try:
-                data = json.loads(info.read_text())
-            except json.JSONDecodeError:
-                return False
-            if data.get("pid") != self.proc.pid:
-                return False
-            self.api = data["api"]
-            return True
-
-        wait_until(up, timeout, "the node to listen")
+        try:
+            super().start(timeout)
+        except DevnetError as exc:
+            raise AssertionError(str(exc)) from None
         return self
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        try:
+            return super().stop(timeout)
+        except DevnetError as exc:
+            raise AssertionError(str(exc)) from None
+
+    def tail(self, lines: int = 30) -> str:
+        return super().tail(lines)
 
     def url(self, path: str) -> str:
         return self.api + path
@@ -125,29 +99,6 @@ class NodeProcess:
 
     def post(self, path: str, body: Any = None, **kw: Any) -> HttpResult:
         return http("POST", self.url(path), body, **kw)
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, as a service manager would; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"node ignored SIGTERM for {timeout} s:\n{self.tail()}") from None
-
-    def kill(self) -> None:
-        """kill -9: no chance to flush anything."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     # -- helpers tests use ------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ from tangle import (
     Tangle,
     Transaction,
     TxId,
-    TxStatus,
     make_genesis,
     validate_genesis,
 )
@@ -87,7 +86,7 @@ def test_valid_payment_is_pending(
         {bob.address: 10, alice.address: 990},
     )
     assert tangle.verdict(tx.id).reason is ConflictReason.NONE
-    assert tangle.status(tx.id) is TxStatus.PENDING
+    assert tangle.is_consistent(tx.id)
     assert tangle.balance_seen_by(bob.address, tx.id) == 510
     assert tangle.balance_seen_by(alice.address, tx.id) == 990
     assert tangle.balance_seen_by(alice.address, g) == 1000  # the genesis view is unchanged
@@ -130,7 +129,7 @@ def test_r2_input_not_in_past_cone(
     assert verdict.reason is ConflictReason.INPUT_NOT_IN_CONE
     assert first.id.hex() in verdict.detail
     assert "inputs[0]" in verdict.detail
-    assert tangle.status(orphan.id) is TxStatus.CONFLICTING
+    assert not tangle.is_consistent(orphan.id)
 
 
 def test_r2_input_from_unknown_transaction(

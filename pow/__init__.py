@@ -18,6 +18,7 @@ from pow.difficulty import (
     required_difficulty,
     size_bits,
 )
+from pow.errors import NonceSpaceExhausted, PowError
 from pow.reference import leading_zero_bits, pow_hash, pow_prefix, search, verify, work
 
 VECTORIZE_FROM = 10
@@ -37,7 +38,7 @@ def solve(data: bytes, difficulty: int, start: int = 0) -> int:
 
         nonce = vectorized.search(data, difficulty, start)
     if nonce is None:  # pragma: no cover - needs 2**64 hashes
-        raise RuntimeError(f"no nonce from {start} meets difficulty {difficulty}")
+        raise NonceSpaceExhausted(start, difficulty)
     return nonce
 
 
@@ -45,6 +46,8 @@ __all__ = [
     "DEFAULT_BASE_DIFFICULTY",
     "VECTORIZE_FROM",
     "Estimate",
+    "NonceSpaceExhausted",
+    "PowError",
     "estimate",
     "expected_hashes",
     "leading_zero_bits",

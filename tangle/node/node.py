@@ -42,6 +42,7 @@ from tangle.node.errors import Rejected, StorageError
 from tangle.node.events import EventLog
 from tangle.node.genesis import dev_faucet_key
 from tangle.node.issuing import Issuer
+from tangle.node.parents import ParentWaits
 from tangle.node.storage import SqliteStore
 from tangle.pruning import PrunePolicy, prune_plan
 from tangle.schema import ErrorCode
@@ -105,7 +106,7 @@ class Node:
         self._by_address: dict[Address, list[OutputId]] = {}
         self._arrived: dict[TxId, float] = {}
         """When each transaction above the snapshot arrived (pruning goes by age)."""
-        self._parent_waiters: dict[TxId, list[asyncio.Future[None]]] = {}
+        self._parent_waits = ParentWaits()
         """Submissions waiting for a parent that gossip has not brought yet."""
         self._pruned_order: deque[TxId] = deque(maxlen=PRUNED_MEMORY)
         self._pruned_ids: set[TxId] = set()
@@ -200,7 +201,7 @@ class Node:
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
         work = await asyncio.to_thread(validate_stateless, tx, self.params)
-        await self._wait_for_parents(tx)
+        await self._parent_waits.wait(self.tangle.missing_parents_of(tx), PARENT_WAIT)
         if tx.id in self.tangle:  # someone else submitted it meanwhile
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
@@ -249,34 +250,9 @@ class Node:
             self.durable.write(attached.id, attached.encode(), now)
         return result
 
-    async def _wait_for_parents(self, tx: Transaction) -> None:
-        """Up to PARENT_WAIT seconds for parents still on their way by gossip: woken when
-        they attach (no polling: a thousand waiting submissions cost nothing)."""
-        missing = self.tangle.missing_parents_of(tx)
-        if not missing:
-            return
-        loop = asyncio.get_running_loop()
-        waits = []
-        for parent in missing:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._parent_waiters.setdefault(parent, []).append(waiter)
-            waits.append(waiter)
-        try:
-            await asyncio.wait(waits, timeout=PARENT_WAIT)
-        finally:
-            for parent, waiter in zip(missing, waits, strict=True):
-                waiter.cancel()
-                left = self._parent_waiters.get(parent)
-                if left is not None:
-                    left[:] = [w for w in left if w is not waiter]
-                    if not left:
-                        del self._parent_waiters[parent]
-
     def _index(self, tx: Transaction, arrived: float, *, replay: bool = False) -> None:
         self._arrived[tx.id] = arrived
-        for waiter in self._parent_waiters.pop(tx.id, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        self._parent_waits.arrived(tx.id)
         ledger = self.tangle.ledger
         for index, output in enumerate(tx.outputs):
             oid = OutputId(tx.id, index)

@@ -46,7 +46,7 @@ class Refusal:
     message: str
     details: Mapping[str, str | int] = field(default_factory=dict)
     """Machine-readable: ``parent``; ``required_difficulty``/``actual_difficulty``;
-    ``output_id``/``spent_by``."""
+    ``conflict_reason`` (as in a transaction's metadata); ``output_id``/``spent_by``."""
 
 
 def admit(
@@ -82,6 +82,7 @@ def admit(
         return Refusal(
             RefusalReason.CONFLICTING,
             f"{verdict.reason.name}: {verdict.detail} (PROTOCOL §8.3)",
+            {"conflict_reason": verdict.reason.name.lower()},
         )
     for output_id in tx.inputs:
         for spender in tangle.ledger.spenders(output_id):

@@ -259,32 +259,63 @@ def metadata_to_json(meta: TxMetadata) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class TransactionView:
-    """A transaction as the node reports it: the transaction and what the node says."""
+class MetadataView:
+    """What the node says of a transaction (``metadata`` of ``GET /transactions/{id}``)."""
 
-    tx: Transaction
     status: Status
     confidence: float
+    cumulative_weight: int | None
     should_promote: bool
     should_reattach: bool
     conflict_reason: str | None
 
 
-def transaction_view_from_json(body: Any) -> TransactionView:
-    tx = transaction_from_json(body)
-    meta = _get(body, "metadata", dict, "")
-    reason = meta.get("conflict_reason")
-    confidence = meta.get("confidence", 0.0)
+def metadata_from_json(meta: Any, where: str = "metadata.") -> MetadataView:
+    confidence = meta.get("confidence", 0.0) if isinstance(meta, dict) else None
     if not isinstance(confidence, int | float) or isinstance(confidence, bool):
-        raise SchemaError("metadata.confidence", "a number", type(confidence).__name__)
-    return TransactionView(
-        tx=tx,
-        status=_status(meta, "status", "metadata."),
+        raise SchemaError(f"{where}confidence", "a number", type(confidence).__name__)
+    weight = meta.get("cumulative_weight")
+    if weight is not None and (not isinstance(weight, int) or isinstance(weight, bool)):
+        raise SchemaError(f"{where}cumulative_weight", "int or null", type(weight).__name__)
+    reason = meta.get("conflict_reason")
+    return MetadataView(
+        status=_status(meta, "status", where),
         confidence=float(confidence),
-        should_promote=_get(meta, "should_promote", bool, "metadata."),
-        should_reattach=_get(meta, "should_reattach", bool, "metadata."),
+        cumulative_weight=weight,
+        should_promote=_get(meta, "should_promote", bool, where),
+        should_reattach=_get(meta, "should_reattach", bool, where),
         conflict_reason=str(reason) if reason is not None else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionView:
+    """A transaction as the node reports it: the transaction and what the node says."""
+
+    tx: Transaction
+    metadata: MetadataView
+
+    @property
+    def status(self) -> Status:
+        return self.metadata.status
+
+
+def transaction_view_from_json(body: Any) -> TransactionView:
+    return TransactionView(
+        tx=transaction_from_json(body),
+        metadata=metadata_from_json(_get(body, "metadata", dict, "")),
+    )
+
+
+def network_params_from_json(info: Any) -> tuple[int, int]:
+    """(network id, base difficulty) from ``GET /info``."""
+    text = _get(info, "network_id", str, "")
+    try:
+        network_id = int(text, 16)
+    except ValueError:
+        raise SchemaError("network_id", "a hex string", repr(text[:80])) from None
+    base = _get(_get(info, "pow", dict, ""), "base_difficulty", int, "pow.")
+    return network_id, base
 
 
 def statuses_to_json(statuses: Mapping[str, TxStatus | None]) -> dict[str, str | None]:

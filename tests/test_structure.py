@@ -125,3 +125,17 @@ def test_every_section_has_a_test() -> None:
         "§8.6",
     }
     assert required <= cited, f"sections without a citing test: {sorted(required - cited)}"
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """A module that grows past this holds more than one reason to change: split it."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for folder in ("tangle", "pow", "wallet")
+        for path in (ROOT / folder).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"

@@ -12,53 +12,32 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from tangle.address import Address, decode_address
+from tangle import schema
+from tangle.address import Address
 from tangle.errors import TangleError
-from tangle.transaction import Output, OutputId, Transaction, TxId
+from tangle.schema import ErrorCode, SchemaError, Status
+from tangle.transaction import Transaction, TxId
 from tangle.validation import check_signature
 from wallet.client import NodeClient
-from wallet.errors import NodeError, WalletError
+from wallet.errors import AuditError, NodeError
 
 ANCESTRY_LIMIT = 64
 """Transactions :func:`approves` fetches at most while looking for an ancestor."""
 
 
-class AuditError(WalletError):
-    """A transaction read back from the node is not what it claims to be."""
-
-    exit_code = 7
-
-
 @dataclass(frozen=True, slots=True)
 class Fetched:
     tx: Transaction
-    status: str
+    status: Status
     """pending, confirmed, conflicting or orphaned, as the node sees it now."""
 
 
-def transaction_from_json(body: dict[str, Any]) -> Transaction:
-    """The transaction the node's JSON describes; raises AuditError if it is not well formed."""
+def transaction_from_json(body: Any) -> Transaction:
+    """The transaction the node's JSON describes (:func:`tangle.schema.transaction_from_json`,
+    which checks it against the id it claims); raises AuditError if it is not well formed."""
     try:
-        outputs = tuple(
-            sorted(
-                (Output(decode_address(o["address"]), int(o["amount"])) for o in body["outputs"]),
-                key=lambda o: o.address,
-            )
-        )
-        return Transaction(
-            version=int(body["version"]),
-            network_id=int(body["network_id"], 16),
-            timestamp=int(body["timestamp"]),
-            trunk=TxId(bytes.fromhex(body["trunk"])),
-            branch=TxId(bytes.fromhex(body["branch"])),
-            issuer=bytes.fromhex(body["issuer"]),
-            inputs=tuple(OutputId.from_hex(i) for i in body["inputs"]),
-            outputs=outputs,
-            payload=bytes.fromhex(body["payload"]),
-            signature=bytes.fromhex(body["signature"]),
-            nonce=int(body["nonce"]),
-        )
-    except (KeyError, TypeError, ValueError, TangleError) as exc:
+        return schema.transaction_from_json(body)
+    except SchemaError as exc:
         raise AuditError(f"the node's transaction JSON is malformed: {exc}") from None
 
 
@@ -72,17 +51,21 @@ async def fetch_transaction(client: NodeClient, tx_id: TxId) -> Fetched:
     try:
         body = await client.transaction(tx_id)
     except NodeError as exc:
-        if exc.status == 404:
+        if exc.code == ErrorCode.NOT_FOUND:
             raise AuditError(f"transaction {tx_id.hex()} is unknown to the node") from None
         raise
-    tx = transaction_from_json(body)
+    try:
+        view = schema.transaction_view_from_json(body)
+    except SchemaError as exc:
+        raise AuditError(f"the node's transaction JSON is malformed: {exc}") from None
+    tx = view.tx
     if tx.id != tx_id:
         raise AuditError(f"the node's copy of {tx_id.hex()} hashes to {tx.id.hex()}")
     try:
         check_signature(tx)
     except TangleError as exc:
         raise AuditError(f"transaction {tx_id.hex()}: {exc}") from None
-    return Fetched(tx=tx, status=str(body["metadata"]["status"]))
+    return Fetched(tx=tx, status=view.status)
 
 
 def paid_to(tx: Transaction, address: Address) -> int:
@@ -108,8 +91,7 @@ async def approves(client: NodeClient, tx: Transaction, ancestor: TxId) -> bool:
         except NodeError:
             continue
         fetched += 1
-        for key in ("trunk", "branch"):
-            parent = TxId(bytes.fromhex(body[key]))
+        for parent in transaction_from_json(body).parents:
             if parent not in seen:
                 seen.add(parent)
                 queue.append(parent)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 
-import aiohttp
-
 from tangle.address import encode_address
+from tangle.schema import address_topic
+from wallet.client import NodeClient
 from wallet.errors import WalletError
 from wallet.ops import Wallet
 
@@ -33,24 +32,18 @@ async def watch_events(
     """Set ``wake`` on every event of ``topics``; reconnect with ``since`` forever."""
     if not topics:
         return
-    base = url.replace("http://", "ws://").replace("https://", "wss://") + "/api/v1/events"
     last: int | None = None
     delay = 0.5
-    async with aiohttp.ClientSession() as session:
+    async with NodeClient(url) as client:
         while True:
-            query = f"topics={','.join(topics)}" + ("" if last is None else f"&since={last}")
             try:
-                async with session.ws_connect(f"{base}?{query}", heartbeat=30) as ws:
+                async for event in client.events(topics, since=last):
                     delay = 0.5
-                    async for msg in ws:
-                        if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                            break
-                        event = json.loads(msg.data)  # an event, or a gap: both wake a pass
-                        if isinstance(event.get("seq"), int):
-                            last = event["seq"]
-                        wake.set()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log(f"event stream: {exc or type(exc).__name__}; polling until it is back")
+                    if isinstance(event.get("seq"), int):  # an event, or a gap: both wake
+                        last = event["seq"]
+                    wake.set()
+            except WalletError as exc:
+                log(f"event stream: {exc}; polling until it is back")
             await asyncio.sleep(delay)
             delay = min(RECONNECT_MAX, delay * 2)
 
@@ -63,7 +56,7 @@ async def run_daemon(
 ) -> int:
     """Passes until ``stop`` is set; returns how many passes ran."""
     wake = asyncio.Event()
-    topics = [f"address:{encode_address(a)}" for a in wallet.device_addresses()]
+    topics = [address_topic(encode_address(a)) for a in wallet.device_addresses()]
     watcher = asyncio.create_task(watch_events(wallet.node_url, topics, wake, log))
     passes = 0
     log(f"autotopup: watching {len(topics)} devices, polling every {interval:g} s")

@@ -1,67 +1,71 @@
 """An asyncio client of the node's HTTP API (docs/NODE.md), with plain errors.
 
-Every call raises :class:`~wallet.errors.NodeUnreachable` when there is no answer and
-:class:`~wallet.errors.NodeError` (status, code, message, extra fields) when the node
-answers with an error object. Amounts come back as ints; ids as :class:`TxId`.
+This is the wallet's one HTTP boundary. Every call raises
+:class:`~wallet.errors.NodeUnreachable` when there is no answer (aiohttp's and the OS's
+errors, timeouts), :class:`~wallet.errors.NodeError` (status, code, message, extra
+fields) when the node answers with an error object, and
+:class:`~wallet.errors.MalformedAnswer` when an answer is not of the shape
+:mod:`tangle.schema` documents. Amounts come back as ints; ids as :class:`TxId`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 
-from tangle.address import Address, decode_address, encode_address
+from tangle import schema
+from tangle.address import Address, encode_address
+from tangle.schema import AddressView, OutputView, SchemaError, Status
 from tangle.transaction import OutputId, Transaction, TxId
 from tangle.validation import NetworkParams
-from wallet.errors import NodeError, NodeUnreachable
+from wallet.errors import MalformedAnswer, NodeError, NodeUnreachable
 
 DEFAULT_NODE = "http://127.0.0.1:14265"
 DEFAULT_TIMEOUT = 30.0
+STATUS_CHUNK = 1000
+"""Ids per ``POST /transactions/statuses`` (the node's limit)."""
+
+OutputInfo = OutputView
+"""An output as the node reports it (:class:`tangle.schema.OutputView`)."""
+AddressInfo = AddressView
+"""An address's balances and outputs (:class:`tangle.schema.AddressView`)."""
+
+T = TypeVar("T")
+API = schema.API_PREFIX
 
 
-@dataclass(frozen=True, slots=True)
-class OutputInfo:
-    output_id: OutputId
-    address: Address
-    amount: int
-    status: str
-    """Status of the transaction that created it: pending, confirmed, conflicting, orphaned."""
-    spent: bool
-    """Spent by a pending or confirmed transaction."""
-    spent_by: TxId | None
-    spent_confirmed: bool
-
-    @property
-    def spendable(self) -> bool:
-        """Live (pending or confirmed) and not spent by anything live."""
-        return self.status in ("pending", "confirmed") and not self.spent
+def _read(what: str, parse: Callable[[Any], T], body: Any) -> T:
+    """``parse(body)``; a body not of the documented shape is a :class:`MalformedAnswer`."""
+    try:
+        return parse(body)
+    except SchemaError as exc:
+        raise MalformedAnswer(what, str(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class AddressInfo:
-    address: Address
-    confirmed: int
-    pending: int
-    """Balance counting pending payments in and out too."""
-    outputs: tuple[OutputInfo, ...]
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise SchemaError("body", "a JSON object", type(body).__name__)
+    return body
 
 
-def _output(body: dict[str, Any]) -> OutputInfo:
-    spent_by = body.get("spent_by")
-    return OutputInfo(
-        output_id=OutputId.from_hex(body["output_id"]),
-        address=decode_address(body["address"]),
-        amount=int(body["amount"]),
-        status=body["status"],
-        spent=bool(body["spent"]),
-        spent_by=TxId(bytes.fromhex(spent_by)) if spent_by else None,
-        spent_confirmed=bool(body.get("spent_confirmed", False)),
-    )
+def _transaction(body: Any) -> dict[str, Any]:
+    """A transaction answer: an object whose ``metadata`` has the documented shape."""
+    answer = _object(body)
+    schema.metadata_from_json(answer.get("metadata"))
+    return answer
+
+
+def _params(info: Any) -> NetworkParams:
+    """The network's id and base difficulty from ``GET /info``."""
+    network_id, base = schema.network_params_from_json(info)
+    try:
+        return NetworkParams(network_id=network_id, base_difficulty=base)
+    except ValueError as exc:
+        raise SchemaError("network", "a u64 id and 0..256 bits", str(exc)) from None
 
 
 class NodeClient:
@@ -95,6 +99,11 @@ class NodeClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
+    def _unreachable(self, exc: BaseException) -> NodeUnreachable:
+        if isinstance(exc, TimeoutError):
+            return NodeUnreachable(self.url, "no answer within the timeout")
+        return NodeUnreachable(self.url, str(exc) or type(exc).__name__)
+
     async def request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
     ) -> tuple[int, Any]:
@@ -108,91 +117,112 @@ class NodeClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, OSError) as exc:
-            raise NodeUnreachable(self.url, str(exc) or type(exc).__name__) from None
-        except TimeoutError:
-            raise NodeUnreachable(self.url, "no answer within the timeout") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            raise NodeError(
-                status, "not_json", f"{method} {path}: not JSON: {raw[:80]!r}", {}
-            ) from None
+            if status < 400:
+                raise MalformedAnswer(
+                    f"{method} {path.removeprefix(API)}", f"expected JSON, got {raw[:80]!r}", status
+                ) from None
+            body = None  # an error answer without an error object: its text is the message
         if status >= 400:
-            err = body.get("error", {}) if isinstance(body, dict) else {}
-            extra = {k: v for k, v in err.items() if k not in ("code", "message")}
-            raise NodeError(
-                status, str(err.get("code", "http_error")), str(err.get("message", raw)), extra
-            )
+            error = schema.error_from_json(body, raw.decode(errors="replace")[:200])
+            raise NodeError(status, error.code, error.message, error.extra)
         return status, body
 
     # -- the API ---------------------------------------------------------------------------
 
     async def info(self) -> dict[str, Any]:
-        _, body = await self.request("GET", "/api/v1/info")
-        assert isinstance(body, dict)
-        return body
+        _, body = await self.request("GET", f"{API}/info")
+        return _read("GET /info", _object, body)
 
     async def params(self) -> NetworkParams:
         """The network's id and base difficulty (asked once, then kept)."""
         if self._params is None:
-            info = await self.info()
-            self._params = NetworkParams(
-                network_id=int(info["network_id"], 16),
-                base_difficulty=int(info["pow"]["base_difficulty"]),
-            )
+            self._params = _read("GET /info", _params, await self.info())
         return self._params
 
     async def tips(self, approve: Iterable[TxId] = ()) -> tuple[TxId, TxId]:
         """Trunk and branch; with ``approve``, a pair that sees those transactions."""
         wanted = ",".join(dict.fromkeys(t.hex() for t in approve))
         _, body = await self.request(
-            "GET", "/api/v1/tips", params={"approve": wanted} if wanted else None
+            "GET", f"{API}/tips", params={"approve": wanted} if wanted else None
         )
-        return TxId(bytes.fromhex(body["trunk"])), TxId(bytes.fromhex(body["branch"]))
+        return _read("GET /tips", schema.tips_from_json, body)
 
     async def submit(self, tx: Transaction) -> bool:
         """Submit; True when the node stored it now (201), False if it already had it."""
         status, _ = await self.request(
-            "POST", "/api/v1/transactions", json={"raw": tx.encode().hex()}
+            "POST", f"{API}/transactions", json={"raw": tx.encode().hex()}
         )
         return status == 201
 
     async def transaction(self, tx_id: TxId) -> dict[str, Any]:
-        """The decoded transaction with its ``metadata`` (status, confidence, advice)."""
-        _, body = await self.request("GET", f"/api/v1/transactions/{tx_id.hex()}")
-        assert isinstance(body, dict)
-        return body
+        """The decoded transaction with its ``metadata`` (status, confidence, weight,
+        advice) as the node sends it; :func:`tangle.schema.transaction_view_from_json`
+        reads the transaction out of it (:mod:`wallet.audit`)."""
+        _, body = await self.request("GET", f"{API}/transactions/{tx_id.hex()}")
+        return _read("GET /transactions/{id}", _transaction, body)
 
-    async def statuses(self, ids: Sequence[TxId]) -> dict[TxId, str | None]:
+    async def statuses(self, ids: Sequence[TxId]) -> dict[TxId, Status | None]:
         """Status of each id (None: unknown to the node), 1000 per request."""
-        answer: dict[TxId, str | None] = {}
-        for start in range(0, len(ids), 1000):
-            chunk = [t.hex() for t in ids[start : start + 1000]]
+        answer: dict[TxId, Status | None] = {}
+        for start in range(0, len(ids), STATUS_CHUNK):
+            chunk = [t.hex() for t in ids[start : start + STATUS_CHUNK]]
             _, body = await self.request(
-                "POST", "/api/v1/transactions/statuses", json={"ids": chunk}
+                "POST", f"{API}/transactions/statuses", json={"ids": chunk}
             )
-            answer.update({TxId(bytes.fromhex(k)): v for k, v in body.items()})
+            answer.update(_read("POST /transactions/statuses", schema.statuses_from_json, body))
         return answer
 
-    async def address(self, address: Address) -> AddressInfo:
-        _, body = await self.request("GET", f"/api/v1/addresses/{encode_address(address)}")
-        return AddressInfo(
-            address=address,
-            confirmed=int(body["balance"]["confirmed"]),
-            pending=int(body["balance"]["pending"]),
-            outputs=tuple(_output(o) for o in body["outputs"]),
-        )
+    async def address(self, address: Address) -> AddressView:
+        _, body = await self.request("GET", f"{API}/addresses/{encode_address(address)}")
+        return _read("GET /addresses/{address}", schema.address_from_json, body)
 
-    async def output(self, output_id: OutputId) -> OutputInfo:
-        _, body = await self.request("GET", f"/api/v1/outputs/{output_id.hex()}")
-        return _output(body)
+    async def output(self, output_id: OutputId) -> OutputView:
+        _, body = await self.request("GET", f"{API}/outputs/{output_id.hex()}")
+        return _read("GET /outputs/{id}", schema.output_from_json, body)
 
     async def faucet(self, address: Address, amount: int) -> TxId:
         """Dev networks only: the faucet pays ``amount``; returns once durable."""
         _, body = await self.request(
             "POST",
-            "/api/v1/faucet",
+            f"{API}/faucet",
             json={"address": encode_address(address), "amount": str(amount)},
         )
-        return TxId(bytes.fromhex(body["id"]))
+        return _read("POST /faucet", schema.tx_id_from_json, body)
+
+    async def events(
+        self, topics: Sequence[str], since: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The event stream of ``topics`` (``/events``, a websocket), from ``since`` on
+        when given: each event (or gap notice) as the node sends it, until it closes.
+
+        Raises:
+            NodeUnreachable: the stream cannot be opened, or broke.
+            MalformedAnswer: a message that is not a JSON object.
+        """
+        base = self.url.replace("http://", "ws://").replace("https://", "wss://")
+        query = f"topics={','.join(topics)}" + ("" if since is None else f"&since={since}")
+        try:
+            # its own session: the request timeout must not end a stream that runs for days
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"{base}{API}/events?{query}", heartbeat=30) as ws,
+            ):
+                async for msg in ws:
+                    if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        break
+                    try:
+                        event = orjson.loads(msg.data)
+                    except orjson.JSONDecodeError:
+                        event = None
+                    if not isinstance(event, dict):
+                        raise MalformedAnswer(
+                            "GET /events", f"expected a JSON object, got {msg.data[:80]!r}"
+                        )
+                    yield event
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None

@@ -15,7 +15,7 @@ from pathlib import PurePath
 
 from tangle.address import decode_address, encode_address
 from tangle.errors import AddressError
-from wallet.errors import UsageError
+from wallet.errors import BadFile, UsageError
 from wallet.state import Policy
 from wallet.uri import whole_number
 
@@ -28,18 +28,6 @@ class TopupRow:
     address: str
     amount: int
     key: str
-
-
-class BadFile(UsageError):
-    """Some rows of a top-up file are wrong; nothing was paid."""
-
-    def __init__(self, path: str, problems: list[tuple[int, str]]) -> None:
-        lines = "\n".join(f"  line {line}: {what}" for line, what in problems)
-        super().__init__(
-            f"{path}: {len(problems)} bad row{'s' if len(problems) > 1 else ''}, "
-            f"nothing was paid:\n{lines}"
-        )
-        self.problems = problems
 
 
 def file_tag(path: str) -> str:

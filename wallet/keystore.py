@@ -15,6 +15,11 @@ public, so the wallet can be recognised without the password.
 
 The backup line is ``tgl-seed:`` and the seed with a 4-byte BLAKE2b checksum in hex,
 grouped by four: 18 groups, any mistyped character fails the checksum.
+
+This module is the wallet's boundary to the keystore file and to libsodium: the OS's
+errors become :class:`~wallet.errors.FileAccessError`, libsodium's
+:class:`~wallet.errors.KdfFailed` (or, opening a keystore,
+:class:`~wallet.errors.KeystoreCorrupt`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import nacl.secret
 
 from tangle.address import encode_address
 from tangle.signing import SEED_SIZE
-from wallet.errors import UsageError, WalletError
+from wallet.errors import FileAccessError, KdfFailed, KeystoreCorrupt, UsageError, WrongPassword
 from wallet.keys import derive_keypair
 
 VERSION = 1
@@ -62,22 +67,6 @@ KDF_PRESETS: dict[str, KdfParams] = {
 DEFAULT_KDF = "moderate"
 
 
-class WrongPassword(WalletError):
-    exit_code = 7
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"wrong password for keystore {path} (or the file was altered)")
-        self.path = path
-
-
-class KeystoreCorrupt(WalletError):
-    exit_code = 8
-
-    def __init__(self, path: Path, what: str) -> None:
-        super().__init__(f"keystore {path} is damaged: {what}")
-        self.path = path
-
-
 def kdf_preset(name: str) -> KdfParams:
     try:
         return KDF_PRESETS[name]
@@ -92,13 +81,17 @@ def new_seed() -> bytes:
 
 
 def _derive_key(password: str, salt: bytes, params: KdfParams) -> bytes:
-    key: bytes = argon2id.kdf(
-        nacl.secret.SecretBox.KEY_SIZE,
-        password.encode(),
-        salt,
-        opslimit=params.opslimit,
-        memlimit=params.memlimit,
-    )
+    """argon2id; raises KdfFailed when libsodium fails (memory, limits)."""
+    try:
+        key: bytes = argon2id.kdf(
+            nacl.secret.SecretBox.KEY_SIZE,
+            password.encode(),
+            salt,
+            opslimit=params.opslimit,
+            memlimit=params.memlimit,
+        )
+    except (nacl.exceptions.CryptoError, RuntimeError) as exc:
+        raise KdfFailed(str(exc) or type(exc).__name__) from None
     return key
 
 
@@ -148,9 +141,8 @@ def decrypt_seed(doc: Any, password: str, path: Path) -> bytes:
         raise KeystoreCorrupt(path, "salt or nonce of the wrong length")
     try:
         key = _derive_key(password, salt, params)
-    except (nacl.exceptions.CryptoError, RuntimeError) as exc:  # libsodium: memory, limits
-        what = str(exc) or type(exc).__name__
-        raise KeystoreCorrupt(path, f"the password hashing failed ({what})") from None
+    except KdfFailed as exc:
+        raise KeystoreCorrupt(path, f"the password hashing failed ({exc.reason})") from None
     box = nacl.secret.SecretBox(key)
     try:
         seed: bytes = box.decrypt(sealed, nonce)
@@ -162,7 +154,18 @@ def decrypt_seed(doc: Any, password: str, path: Path) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` all or nothing: temp file, fsync, rename, fsync the folder."""
+    """Write ``data`` to ``path`` all or nothing: temp file, fsync, rename, fsync the folder.
+
+    Raises:
+        FileAccessError: the folder or file cannot be written (nothing is left behind).
+    """
+    try:
+        _write_atomic(path, data, mode)
+    except OSError as exc:
+        raise FileAccessError(path, exc.strerror or str(exc)) from None
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -196,6 +199,8 @@ def read_keystore(path: Path) -> dict[str, Any]:
         raise UsageError(
             f"no keystore at {path}: run `tangle-wallet init` (or `restore`) first"
         ) from None
+    except OSError as exc:
+        raise FileAccessError(path, exc.strerror or str(exc)) from None
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

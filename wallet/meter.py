@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from tangle.address import Address, encode_address
 from tangle.constants import PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from tangle.errors import InvalidSignature
+from tangle.schema import Status
 from tangle.signing import Keypair, verify_signature
 from tangle.transaction import Transaction, TxId
-from wallet.audit import AuditError, approves, fetch_transaction, paid_to
+from wallet.audit import approves, fetch_transaction, paid_to
 from wallet.client import NodeClient
-from wallet.errors import UsageError, WalletError
+from wallet.errors import AuditError, MeterError, MeterPaymentInvalid
 from wallet.payments import Payer
 
 WH_PER_KWH = 1000
@@ -40,16 +41,6 @@ MAX_METER_ID = 64
 _U64 = 2**64 - 1
 _READING = struct.Struct(">QQQ")
 _NOTE = struct.Struct(">32sQQQ")
-
-
-class MeterError(UsageError):
-    """A reading that cannot be paid for: malformed, going backwards, out of range."""
-
-
-class MeterPaymentInvalid(WalletError):
-    """A meter payment that does not check out; the message names the first problem."""
-
-    exit_code = 7
 
 
 def _u64(name: str, value: int) -> None:
@@ -300,7 +291,7 @@ class VerifiedMeterPayment:
     reading_tx: Transaction
     reading: Reading
     note: PaymentNote
-    status: str
+    status: Status
     """The payment's status now: pending or confirmed."""
 
 
@@ -327,7 +318,7 @@ async def verify_meter_payment(
         payment = await fetch_transaction(client, payment_id)
     except AuditError as exc:
         raise MeterPaymentInvalid(str(exc)) from None
-    if payment.status not in ("pending", "confirmed"):
+    if not payment.status.live:
         raise MeterPaymentInvalid(f"payment {payment_id.hex()} is {payment.status}")
     note = decode_note(payment.tx.payload)
     if note.to_wh <= note.from_wh or (note.to_wh - note.from_wh) % WH_PER_KWH:
@@ -348,7 +339,7 @@ async def verify_meter_payment(
         data = await fetch_transaction(client, note.reading_tx)
     except AuditError as exc:
         raise MeterPaymentInvalid(f"reading: {exc}") from None
-    if data.status not in ("pending", "confirmed"):
+    if not data.status.live:
         raise MeterPaymentInvalid(f"reading {note.reading_tx.hex()} is {data.status}")
     try:
         reading = decode_reading(data.tx.payload)

@@ -16,41 +16,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tangle import schema
 from tangle.address import Address, decode_address, encode_address
 from tangle.constants import MAX_INPUTS, MAX_OUTPUTS
+from tangle.schema import AddressView, Status
 from tangle.signing import Keypair
 from tangle.transaction import Transaction, TxId, decode
-from wallet.client import AddressInfo, NodeClient
-from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError, WalletError
+from wallet.client import NodeClient
+from wallet.errors import (
+    DoubleSpend,
+    InsufficientFunds,
+    NodeError,
+    NotConfirmed,
+    SendFailed,
+    SplitFunds,
+    UsageError,
+)
 from wallet.fleet import TopupPlan, plan_topups
 from wallet.keys import derive_keypair
 from wallet.keystore import load_seed, read_keystore
-from wallet.payments import DoubleSpend, Payer, Solver
+from wallet.payments import Payer, Solver
 from wallet.state import FAILED, AddressRow, Batch, PaymentRow, WalletState
 
 KEYSTORE_FILE = "keystore.json"
 STATE_FILE = "wallet.db"
 CHUNK = MAX_OUTPUTS - 1
 """Recipients per transaction: one output stays free for the change."""
-LIVE = ("pending", "confirmed")
-
-
-class SplitFunds(InsufficientFunds):
-    """The wallet holds enough, but no single address does (one address per transaction)."""
-
-    def __init__(self, largest: int, total: int, needed: int) -> None:
-        WalletError.__init__(
-            self,
-            f"no single address holds {needed}: the largest has {largest}, all addresses "
-            f"together hold {total}. A transaction spends from one address; run "
-            "`tangle-wallet consolidate`, then send again. Nothing was sent",
-        )
-        self.available = largest
-        self.needed = needed
-
-
-class NotConfirmed(WalletError):
-    exit_code = 9
 
 
 class RecordingClient(NodeClient):
@@ -89,7 +80,7 @@ class Outcome:
 
     batch: Batch
     reused: bool
-    status: str | None = None
+    status: Status | None = None
 
 
 @dataclass
@@ -165,7 +156,7 @@ class Wallet:
         address = encode_address(self.keypair(index).address)
         return self.state.add_address(index, address, label)
 
-    async def balances(self) -> list[tuple[AddressRow, AddressInfo]]:
+    async def balances(self) -> list[tuple[AddressRow, AddressView]]:
         rows = self.state.addresses()
         infos = await asyncio.gather(
             *(self.client.address(decode_address(r.address)) for r in rows)
@@ -255,7 +246,7 @@ class Wallet:
             raise
         finally:
             self.client.on_submit = None
-        return Outcome(self.state.batch(batch_id), reused=False, status="pending")
+        return Outcome(self.state.batch(batch_id), reused=False, status=Status.PENDING)
 
     def _after_failure(self, batch_id: int, exc: BaseException) -> None:
         batch = self.state.batch(batch_id)
@@ -271,21 +262,21 @@ class Wallet:
         batch = self.state.batch(batch_id)
         if batch.raw is None:
             raise SendFailed(f"payment batch {batch_id} has no transaction ({batch.status})")
-        if batch.status == "confirmed":
+        if batch.status == Status.CONFIRMED:
             # final: a node prunes confirmed history (then it knows neither the id nor
             # its status), and resending the spend could only be refused
-            return Outcome(batch, reused=True, status="confirmed")
+            return Outcome(batch, reused=True, status=Status.CONFIRMED)
         statuses = await self.client.statuses([TxId(bytes.fromhex(t)) for t in batch.tx_ids])
         found = {k.hex(): v for k, v in statuses.items()}
-        for wanted in ("confirmed", "pending"):
+        for wanted in (Status.CONFIRMED, Status.PENDING):
             for tx_id in batch.tx_ids:
                 if found.get(tx_id) == wanted:
                     if batch.tx_id != tx_id:
                         self.state.set_current(batch_id, tx_id)
                     self.state.set_status(batch_id, wanted)
                     return Outcome(self.state.batch(batch_id), reused=True, status=wanted)
-        if batch.tx_id is not None and found.get(batch.tx_id) == "conflicting":
-            self.state.set_status(batch_id, "conflicting")
+        if batch.tx_id is not None and found.get(batch.tx_id) == Status.CONFLICTING:
+            self.state.set_status(batch_id, Status.CONFLICTING)
             raise SendFailed(
                 f"transaction {batch.tx_id} lost a double spend: nothing was paid; "
                 "use a new idempotency key to pay again"
@@ -303,8 +294,8 @@ class Wallet:
                 await payer.reattach(tx)
         finally:
             self.client.on_submit = None
-        self.state.set_status(batch_id, "pending")
-        return Outcome(self.state.batch(batch_id), reused=True, status="pending")
+        self.state.set_status(batch_id, Status.PENDING)
+        return Outcome(self.state.batch(batch_id), reused=True, status=Status.PENDING)
 
     async def wait(
         self,
@@ -320,32 +311,30 @@ class Wallet:
             batch = self.state.batch(batch_id)
             assert batch.tx_id is not None
             assert batch.raw is not None
-            if batch.status == "confirmed":  # recorded: the node may have pruned it since
-                return "confirmed"
-            meta = (await self.client.transaction(TxId(bytes.fromhex(batch.tx_id))))["metadata"]
-            status = str(meta["status"])
-            progress(batch.tx_id, meta)
-            if status == "confirmed":
-                self.state.set_status(batch_id, "confirmed")
+            if batch.status == Status.CONFIRMED:  # recorded: the node may have pruned it since
+                return Status.CONFIRMED
+            body = await self.client.transaction(TxId(bytes.fromhex(batch.tx_id)))
+            meta = schema.metadata_from_json(body["metadata"])
+            status = meta.status
+            progress(batch.tx_id, body["metadata"])
+            if status == Status.CONFIRMED:
+                self.state.set_status(batch_id, Status.CONFIRMED)
                 return status
-            if status == "conflicting":
+            if status == Status.CONFLICTING:
                 others = await self.client.statuses(
                     [TxId(bytes.fromhex(t)) for t in batch.tx_ids if t != batch.tx_id]
                 )
-                if "confirmed" in others.values():
-                    winner = next(t for t, s in others.items() if s == "confirmed")
+                if Status.CONFIRMED in others.values():
+                    winner = next(t for t, s in others.items() if s == Status.CONFIRMED)
                     self.state.set_current(batch_id, winner.hex())
                     continue
-                self.state.set_status(batch_id, "conflicting", str(meta.get("conflict_reason")))
+                self.state.set_status(batch_id, Status.CONFLICTING, str(meta.conflict_reason))
                 raise SendFailed(f"transaction {batch.tx_id} lost a double spend: not paid")
             if time.monotonic() >= deadline:
                 self.state.set_status(batch_id, status)
-                raise NotConfirmed(
-                    f"transaction {batch.tx_id} is still {status} after {limit:g} s; "
-                    "check later with `tangle-wallet status`"
-                )
+                raise NotConfirmed(batch.tx_id, status, limit)
             payer = self.payer(batch.source_idx)
-            if status == "orphaned" or meta.get("should_reattach"):
+            if status == Status.ORPHANED or meta.should_reattach:
                 self._recording(batch_id, "reattach")
                 try:
                     await payer.reattach(decode(bytes.fromhex(batch.raw)))
@@ -355,7 +344,7 @@ class Wallet:
                     continue
                 finally:
                     self.client.on_submit = None
-            if meta.get("should_promote"):
+            if meta.should_promote:
                 self._recording(batch_id, "promote")
                 try:
                     await payer.promote(TxId(bytes.fromhex(batch.tx_id)))
@@ -365,7 +354,7 @@ class Wallet:
 
     async def refresh(self, batches: Sequence[Batch]) -> list[Batch]:
         """The batches with their status as the node sees it now."""
-        final = (FAILED, "confirmed")  # a confirmed status is never downgraded (pruning)
+        final = (FAILED, Status.CONFIRMED)  # a confirmed status is never downgraded (pruning)
         ids = [TxId(bytes.fromhex(b.tx_id)) for b in batches if b.tx_id and b.status not in final]
         statuses = await self.client.statuses(ids) if ids else {}
         for batch in batches:
@@ -399,7 +388,7 @@ class Wallet:
 
     # -- fleet ------------------------------------------------------------------------------
 
-    async def device_balances(self) -> dict[str, AddressInfo]:
+    async def device_balances(self) -> dict[str, AddressView]:
         devices = self.state.devices()
         infos = await asyncio.gather(
             *(self.client.address(decode_address(d.address)) for d in devices)

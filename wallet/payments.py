@@ -23,10 +23,12 @@ from pow.pool import PoolSearcher, Stop
 from tangle.address import Address, encode_address
 from tangle.builder import outputs_from, select_inputs, sign
 from tangle.constants import MAX_INPUTS, MAX_OUTPUTS, MAX_PAYLOAD_SIZE
+from tangle.ledger import ConflictReason
+from tangle.schema import ErrorCode
 from tangle.signing import Keypair
 from tangle.transaction import OutputId, Transaction, TxId
 from wallet.client import NodeClient
-from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError
+from wallet.errors import DoubleSpend, InsufficientFunds, NodeError, SendFailed, UsageError
 
 POOL_FROM_DIFFICULTY = 19
 """Below this many bits one core answers within ~100 ms; from here on, all cores."""
@@ -34,30 +36,31 @@ POOL_FROM_DIFFICULTY = 19
 RETRIES = 4
 """Submissions per payment: fresh tips after a refusal that fresh tips can mend."""
 
-RETRYABLE = frozenset({"unknown_parent", "conflicting", "insufficient_work", "not_live"})
+RETRYABLE = frozenset(
+    {
+        ErrorCode.UNKNOWN_PARENT,
+        ErrorCode.CONFLICTING,
+        ErrorCode.INSUFFICIENT_WORK,
+        ErrorCode.NOT_LIVE,
+    }
+)
 
 RESELECTS = 3
 """Fresh coin selections per payment after the node says a chosen coin is spent already."""
 
+CONFLICT_REASON = "conflict_reason"
+"""The field of an error object that names the §8.3 reason of a ``conflicting`` refusal
+(as in a transaction's ``metadata``)."""
+DOUBLE_SPEND_REASON = ConflictReason.DOUBLE_SPEND.name.lower()
+
 
 def is_double_spend(exc: NodeError) -> bool:
-    """The node refused a spend of an output another transaction it knows spends:
-    ``409 double_spend``, or ``422 conflicting`` for a DOUBLE_SPEND in the tips' view."""
-    return exc.code == "double_spend" or (
-        exc.code == "conflicting" and "DOUBLE_SPEND" in exc.message
+    """The node refused a spend of an output another transaction it knows spends, by its
+    fields: ``409 double_spend``, or ``422 conflicting`` whose ``conflict_reason`` is
+    ``double_spend``. Never from the message."""
+    return exc.code == ErrorCode.DOUBLE_SPEND or (
+        exc.code == ErrorCode.CONFLICTING and exc.extra.get(CONFLICT_REASON) == DOUBLE_SPEND_REASON
     )
-
-
-class DoubleSpend(SendFailed):
-    """The node says an input of the payment is spent already: nothing was issued."""
-
-    def __init__(self, inputs: list[OutputId], cause: NodeError) -> None:
-        super().__init__(
-            f"the node refused the payment: a coin it spends is spent already ({cause.code}: "
-            f"{cause.message}); nothing was sent"
-        )
-        self.inputs = inputs
-        self.cause = cause
 
 
 class Solver:
@@ -234,7 +237,7 @@ class Payer:
                 if exc.code not in RETRYABLE:
                     raise
                 last = exc
-                if exc.code == "insufficient_work":
+                if exc.code == ErrorCode.INSUFFICIENT_WORK:
                     extra_bits = int(exc.extra.get("required_difficulty", difficulty + 1))
                 continue
             self.spent.update(inputs)

@@ -9,16 +9,24 @@ A *batch* is one transaction the wallet issues (a send, a fleet top-up of many r
 consolidation); each of its *payments* is one recipient and amount, with an optional
 idempotency key. Every transaction id issued for a batch (the first, reattachments,
 promotions) is kept in ``batch_txs``.
+
+This module is the wallet's boundary to SQLite: every ``sqlite3.Error`` (a locked,
+damaged or foreign file) and ``OSError`` of the state file becomes a
+:class:`~wallet.errors.StateError` naming the file.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from wallet.errors import StateError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS addresses (
@@ -48,6 +56,26 @@ BUILDING = "building"
 SUBMITTED = "submitted"
 """A transaction was built and handed to the node; its status comes from the node."""
 FAILED = "failed"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _mapped(
+    method: Callable[Concatenate[WalletState, P], R],
+) -> Callable[Concatenate[WalletState, P], R]:
+    """``method`` with SQLite's and the OS's errors as :class:`StateError`."""
+
+    @functools.wraps(method)
+    def run(self: WalletState, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise StateError(self.path, reason) from None
+
+    return run
 
 
 def utc_day(now: float) -> str:
@@ -104,15 +132,24 @@ class WalletState:
     """The SQLite file; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        path.chmod(0o600)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        self._open()
 
+    @_mapped
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            self.path.chmod(0o600)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except BaseException:
+            self.db.close()
+            raise
+
+    @_mapped
     def close(self) -> None:
         self.db.close()
 
@@ -128,10 +165,12 @@ class WalletState:
 
     # -- addresses --------------------------------------------------------------------------
 
+    @_mapped
     def addresses(self) -> list[AddressRow]:
         rows = self.db.execute("SELECT idx, address, label FROM addresses ORDER BY idx")
         return [AddressRow(*r) for r in rows]
 
+    @_mapped
     def add_address(self, index: int, address: str, label: str = "") -> AddressRow:
         with self.transaction() as db:
             db.execute(
@@ -142,12 +181,14 @@ class WalletState:
                 db.execute("UPDATE addresses SET label=? WHERE idx=?", (label, index))
         return AddressRow(index, address, label)
 
+    @_mapped
     def set_label(self, index: int, label: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE addresses SET label=? WHERE idx=?", (label, index))
 
     # -- payments ---------------------------------------------------------------------------
 
+    @_mapped
     def payment_by_key(self, key: str) -> tuple[PaymentRow, int] | None:
         row = self.db.execute(
             "SELECT key, recipient, amount, device, batch_id FROM payments WHERE key=?", (key,)
@@ -156,6 +197,7 @@ class WalletState:
             return None
         return PaymentRow(row[0], row[1], row[2], row[3]), row[4]
 
+    @_mapped
     def begin_batch(
         self, kind: str, source_idx: int, payments: Iterable[PaymentRow], now: float
     ) -> int:
@@ -178,6 +220,7 @@ class WalletState:
             )
         return batch_id
 
+    @_mapped
     def record_tx(self, batch_id: int, tx_id: str, raw: str, kind: str) -> None:
         """A transaction built for the batch, written before it is submitted."""
         now = time.time()
@@ -192,6 +235,7 @@ class WalletState:
                 (batch_id, tx_id, kind, now),
             )
 
+    @_mapped
     def set_current(self, batch_id: int, tx_id: str) -> None:
         """Another id of the batch (an earlier one that confirmed after all) is the one."""
         with self.transaction() as db:
@@ -199,6 +243,7 @@ class WalletState:
                 "UPDATE batches SET tx_id=?, updated=? WHERE id=?", (tx_id, time.time(), batch_id)
             )
 
+    @_mapped
     def set_status(self, batch_id: int, status: str, note: str | None = None) -> None:
         with self.transaction() as db:
             db.execute(
@@ -206,6 +251,7 @@ class WalletState:
                 (status, note, time.time(), batch_id),
             )
 
+    @_mapped
     def drop_batch(self, batch_id: int) -> None:
         """Forget a batch for which nothing was built: its keys may be used again."""
         with self.transaction() as db:
@@ -216,6 +262,7 @@ class WalletState:
             db.execute("DELETE FROM batch_txs WHERE batch_id=?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id=?", (batch_id,))
 
+    @_mapped
     def batch(self, batch_id: int) -> Batch:
         row = self.db.execute(
             "SELECT id, kind, source_idx, tx_id, raw, status, note, created FROM batches"
@@ -253,6 +300,7 @@ class WalletState:
             promotions=promotions,
         )
 
+    @_mapped
     def batches(self, limit: int | None = None) -> list[Batch]:
         ids = [
             i
@@ -262,10 +310,12 @@ class WalletState:
         ]
         return [self.batch(i) for i in ids]
 
+    @_mapped
     def batch_of_tx(self, tx_id: str) -> Batch | None:
         row = self.db.execute("SELECT batch_id FROM batch_txs WHERE tx_id=?", (tx_id,)).fetchone()
         return None if row is None else self.batch(row[0])
 
+    @_mapped
     def topped_up_today(self, device: str, now: float) -> int:
         """The daily-cap ledger: what ``autotopup`` paid ``device`` this UTC day."""
         (total,) = self.db.execute(
@@ -277,6 +327,7 @@ class WalletState:
 
     # -- fleet ------------------------------------------------------------------------------
 
+    @_mapped
     def add_device(self, name: str, address: str) -> None:
         with self.transaction() as db:
             db.execute(
@@ -285,15 +336,18 @@ class WalletState:
                 (name, address, time.time()),
             )
 
+    @_mapped
     def devices(self) -> list[Device]:
         return [
             Device(*r) for r in self.db.execute("SELECT name, address FROM devices ORDER BY name")
         ]
 
+    @_mapped
     def device(self, name: str) -> Device | None:
         row = self.db.execute("SELECT name, address FROM devices WHERE name=?", (name,)).fetchone()
         return None if row is None else Device(*row)
 
+    @_mapped
     def set_policy(self, policy: Policy) -> None:
         with self.transaction() as db:
             db.execute(
@@ -303,6 +357,7 @@ class WalletState:
                 (policy.name, policy.min, policy.target, policy.daily_cap),
             )
 
+    @_mapped
     def policies(self) -> list[Policy]:
         return [
             Policy(*r)

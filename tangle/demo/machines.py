@@ -5,8 +5,8 @@
 - a *car* charges at a *charger*: the charger's meter signs cumulative readings, and the
   car pays per completed kWh, each payment approving the reading it pays for
   (:mod:`wallet.meter`), so both share one auditable record;
-- a *sensor* sells its data per KiB over HTTP (:mod:`wallet.streams`): the *buyer* pays
-  one deposit, then a signed voucher per window; at close the sensor keeps what was
+- a *sensor* sells its data per KiB over HTTP (:mod:`wallet.x402.streams`): the *buyer*
+  pays one deposit, then a signed voucher per window; at close the sensor keeps what was
   vouched and refunds the rest on the ledger.
 
 Every device talks to a different node of the devnet; a line per second shows what was
@@ -30,6 +30,7 @@ from aiohttp import web
 
 from tangle.address import Address, encode_address
 from tangle.node.devnet import start_devnet
+from tangle.schema import Status
 from tangle.transaction import TxId
 from wallet.client import NodeClient
 from wallet.errors import WalletError
@@ -38,8 +39,7 @@ from wallet.keys import derive_keypair
 from wallet.meter import MeterPayer, verify_meter_payment
 from wallet.payments import Payer
 from wallet.state import Policy
-from wallet.streams import StreamSeller, buy_stream
-from wallet.x402 import PayingSession, Paywall
+from wallet.x402 import PayingSession, Paywall, StreamSeller, buy_stream
 
 PRICE_PER_KWH = 25
 """Smallest units per kWh the car pays the charger."""
@@ -156,7 +156,7 @@ class Demo:
         if waiting:
             now = time.monotonic()
             for tx_id, status in (await self.clients[0].statuses(waiting)).items():
-                if status == "confirmed":
+                if status == Status.CONFIRMED:
                     self.tally.confirmed_after[tx_id] = now - self.tally.submitted[tx_id]
         return len(self.tally.confirmed_after)
 

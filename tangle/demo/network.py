@@ -23,6 +23,7 @@ from tangle.address import Address, encode_address
 from tangle.builder import build, payments_with_change, select_inputs
 from tangle.node.devnet import Devnet, start_devnet
 from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
+from tangle.schema import Status
 from tangle.signing import Keypair
 from tangle.transaction import OutputId, TxId
 from tangle.validation import NetworkParams
@@ -96,11 +97,7 @@ class NetworkDemo:
             return
         for out in body["outputs"]:
             oid = OutputId.from_hex(out["output_id"])
-            if (
-                not out["spent"]
-                and out["status"] in ("pending", "confirmed")
-                and oid not in device.spent
-            ):
+            if not out["spent"] and Status(out["status"]).live and oid not in device.spent:
                 device.coins[oid] = int(out["amount"])
 
     async def pay(
@@ -180,7 +177,7 @@ class NetworkDemo:
             if tx_id in self.stats.confirmed_after:
                 continue
             status, body = await self.json("GET", f"{api}/api/v1/transactions/{tx_id.hex()}")
-            if status == 200 and body["metadata"]["status"] == "confirmed":
+            if status == 200 and body["metadata"]["status"] == Status.CONFIRMED:
                 self.stats.confirmed_after[tx_id] = time.monotonic() - sent
 
     async def balance(self, device: Device) -> int:

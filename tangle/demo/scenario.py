@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tangle.address import Address, encode_address
 from tangle.builder import build, payments_with_change, select_inputs
 from tangle.engine import Engine, EngineParams, LivenessPolicy
+from tangle.errors import TangleError
 from tangle.ledger import ConflictReason, make_genesis
 from tangle.signing import Keypair
 from tangle.tangle import Outcome, Tangle, TxStatus
@@ -43,8 +44,15 @@ class Device:
     notes: list[str] = field(default_factory=list)
 
 
-class InsufficientFunds(Exception):
-    pass
+class InsufficientFunds(TangleError):
+    """A demo device cannot pay: it has ``has``, the payment needs ``needs``."""
+
+    def __init__(self, device: str, has: int, needs: int) -> None:
+        super().__init__(device, has, needs)
+        self.device, self.has, self.needs = device, has, needs
+
+    def __str__(self) -> str:
+        return f"{self.device}: expected at least {self.needs} to pay, has {self.has}"
 
 
 class Scenario:
@@ -151,7 +159,7 @@ class Scenario:
             amount,
         )
         if total < amount:
-            raise InsufficientFunds(f"{device.name} has {total}, needs {amount}")
+            raise InsufficientFunds(device.name, total, amount)
         return chosen, total
 
     def _issue(

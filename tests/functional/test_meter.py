@@ -15,11 +15,10 @@ from tangle.address import encode_address
 from tests.functional.framework import NodeProcess
 from wallet import cli
 from wallet.client import NodeClient
+from wallet.errors import MeterError, MeterPaymentInvalid
 from wallet.keys import derive_keypair
 from wallet.meter import (
-    MeterError,
     MeterPayer,
-    MeterPaymentInvalid,
     PaymentNote,
     decode_reading,
     verify_meter_payment,

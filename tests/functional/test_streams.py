@@ -18,7 +18,8 @@ from wallet.audit import fetch_transaction, paid_to
 from wallet.client import NodeClient
 from wallet.keys import derive_keypair
 from wallet.payments import Payer
-from wallet.streams import (
+from wallet.x402 import PayingSession, Paywall
+from wallet.x402.streams import (
     REFUND_MAGIC,
     VOUCHER_HEADER,
     StreamSeller,
@@ -26,7 +27,6 @@ from wallet.streams import (
     price_of,
     sign_voucher,
 )
-from wallet.x402 import PayingSession, Paywall
 
 pytestmark = pytest.mark.functional
 SEED = bytes(range(32))

@@ -19,13 +19,12 @@ from tangle.address import Address, decode_address
 from tangle.signing import Keypair
 from tests.functional.framework import NodeProcess
 from wallet.client import NodeClient
+from wallet.errors import BudgetExceeded, PaymentRefused
 from wallet.keys import derive_keypair
 from wallet.payments import Payer
 from wallet.x402 import (
     PAYMENT_HEADER,
-    BudgetExceeded,
     PayingSession,
-    PaymentRefused,
     Paywall,
     SqliteStore,
     decode_header,

@@ -13,13 +13,11 @@ from hypothesis import strategies as st
 
 from tangle.address import encode_address
 from wallet import keystore
-from wallet.errors import UsageError
-from wallet.fleet import BadFile, parse_topup_file, plan_topups
+from wallet.errors import BadFile, KeystoreCorrupt, UsageError, WrongPassword
+from wallet.fleet import parse_topup_file, plan_topups
 from wallet.keys import derive_keypair
 from wallet.keystore import (
     KDF_PRESETS,
-    KeystoreCorrupt,
-    WrongPassword,
     backup_string,
     load_seed,
     parse_backup,

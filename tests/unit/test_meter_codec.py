@@ -7,11 +7,9 @@ import pytest
 from tangle.errors import InvalidSignature
 from tangle.signing import Keypair
 from tangle.transaction import TxId
-from wallet.cli_pay import parse_line
-from wallet.errors import UsageError
+from wallet.cli.meter import parse_line
+from wallet.errors import MeterError, MeterPaymentInvalid, UsageError
 from wallet.meter import (
-    MeterError,
-    MeterPaymentInvalid,
     PaymentNote,
     Reading,
     decode_note,

@@ -124,6 +124,6 @@ def test_invalid_transaction_changes_nothing(
 
 def test_unknown_lookups(tangle: Tangle) -> None:
     missing = b"\x07" * 32
-    for lookup in (tangle.get, tangle.verdict, tangle.status):
+    for lookup in (tangle.get, tangle.verdict, tangle.is_consistent):
         with pytest.raises(UnknownTransaction):
             lookup(missing)  # type: ignore[arg-type]

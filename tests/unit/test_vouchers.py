@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tangle.signing import Keypair
-from wallet.streams import (
+from wallet.errors import VoucherRefused
+from wallet.x402.streams import (
     StreamSession,
     Voucher,
-    VoucherRefused,
     bytes_covered,
     price_of,
     sign_voucher,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import io
 import json
 from pathlib import Path
@@ -15,13 +16,15 @@ import pytest
 from aiohttp import web
 
 from tangle.address import encode_address
+from tangle.schema import Status
 from tangle.transaction import OutputId, Transaction, TxId, decode
 from tangle.validation import NetworkParams
 from wallet import cli
 from wallet.autotopup import watch_events
-from wallet.cli_pay import _pay
+from wallet.cli import setup as cli_setup
+from wallet.cli.meter import _pay
 from wallet.client import AddressInfo, NodeClient, OutputInfo
-from wallet.errors import InsufficientFunds, NodeError, SendFailed, UsageError
+from wallet.errors import InsufficientFunds, MalformedAnswer, NodeError, SendFailed, UsageError
 from wallet.keys import derive_keypair
 from wallet.keystore import KDF_PRESETS, save_keystore
 from wallet.ops import RecordingClient, Wallet
@@ -52,7 +55,7 @@ class ScriptedNode(RecordingClient):
         return FUNDING, FUNDING
 
     async def address(self, address: Any) -> AddressInfo:
-        coin = OutputInfo(OutputId(FUNDING, 0), address, 1000, "confirmed", False, None, False)
+        coin = OutputInfo(OutputId(FUNDING, 0), address, 1000, Status.CONFIRMED, False, None, False)
         return AddressInfo(address, 1000, 1000, (coin,))
 
     async def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
@@ -65,7 +68,8 @@ class ScriptedNode(RecordingClient):
     async def transaction(self, tx_id: TxId) -> dict[str, Any]:
         left = self.answers[tx_id]
         meta = left.pop(0) if len(left) > 1 else (left[0] if left else {"status": "confirmed"})
-        return {"metadata": {"confidence": 0.0, "cumulative_weight": 1, **meta}}
+        advice = {"should_promote": False, "should_reattach": False, "conflict_reason": None}
+        return {"metadata": {"confidence": 0.0, "cumulative_weight": 1, **advice, **meta}}
 
     async def statuses(self, ids: Any) -> dict[TxId, str | None]:
         return {i: "pending" if i in self.answers else None for i in ids}
@@ -125,7 +129,7 @@ def test_init_asks_for_the_password_twice(
 ) -> None:
     monkeypatch.delenv("TANGLE_WALLET_PASSWORD", raising=False)
     answers = iter(["one", "two"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda _prompt: next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda _prompt: next(answers))
     directory = tmp_path / "w"
     code = cli.main(["--wallet-dir", str(directory), "init", "--kdf", "minimum"])
     assert code == 2
@@ -234,7 +238,7 @@ def test_init_failing_after_the_keystore_removes_it_and_the_backup(
         assert (directory / "keystore.json").exists()  # it fails after the keystore
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, "WalletState", broken)
+    monkeypatch.setattr(cli_setup, "WalletState", broken)
     assert _init(directory, "--backup", str(backup)) == 1
     assert "No space left on device" in capsys.readouterr().err
     assert not (directory / "keystore.json").exists()
@@ -245,18 +249,22 @@ def test_init_failing_after_the_keystore_removes_it_and_the_backup(
     assert backup.read_text().startswith("tgl-seed:")
 
 
+Refusal = tuple[int, str, str, dict[str, Any]]
+"""What a node answers a spend of a spent output: status, code, message, extra fields."""
+
+
 class CoinNode(NodeClient):
     """A node with the given coins at every address; it remembers what submissions spent
     and refuses (``refusal``) a spend of an output spent before, like a node that knows
     pending spends."""
 
-    def __init__(self, coins: list[int], refusal: tuple[int, str, str] | None = None) -> None:
+    def __init__(self, coins: list[int], refusal: Refusal | None = None) -> None:
         super().__init__("http://scripted")
         self.coins = {OutputId(FUNDING, i): amount for i, amount in enumerate(coins)}
         self.spent: dict[OutputId, TxId] = {}
         self.submitted: list[Transaction] = []
         self.refused: list[Transaction] = []
-        self.refusal = refusal or (409, "double_spend", "an input is already spent")
+        self.refusal = refusal or (409, "double_spend", "an input is already spent", {})
 
     async def params(self) -> NetworkParams:
         return NetworkParams(network_id=1, base_difficulty=1)
@@ -268,17 +276,25 @@ class CoinNode(NodeClient):
     async def address(self, address: Any) -> AddressInfo:
         await asyncio.sleep(0)
         outputs = tuple(
-            OutputInfo(oid, address, amount, "confirmed", oid in self.spent, None, False)
+            OutputInfo(oid, address, amount, Status.CONFIRMED, oid in self.spent, None, False)
             for oid, amount in self.coins.items()
         )
         return AddressInfo(address, 0, 0, outputs)
+
+    async def output(self, output_id: OutputId) -> OutputInfo:
+        await asyncio.sleep(0)
+        spender = self.spent.get(output_id)
+        amount = self.coins.get(output_id, 0)
+        return OutputInfo(
+            output_id, ME.address, amount, Status.CONFIRMED, spender is not None, spender, False
+        )
 
     async def submit(self, tx: Transaction) -> bool:
         await asyncio.sleep(0)
         if any(oid in self.spent for oid in tx.inputs):
             self.refused.append(tx)
-            status, code, message = self.refusal
-            raise NodeError(status, code, message, {})
+            status, code, message, extra = self.refusal
+            raise NodeError(status, code, message, extra)
         self.spent.update(dict.fromkeys(tx.inputs, tx.id))
         self.submitted.append(tx)
         return True
@@ -317,18 +333,23 @@ async def test_concurrent_payments_from_one_coin_one_fails_clearly() -> None:
     assert len(node.submitted) == 1
 
 
+BORN_CONFLICTING = "DOUBLE_SPEND: output 07…:0 is spent by 08… (PROTOCOL §8.3)"
+
+
 @pytest.mark.parametrize(
     "refusal",
     [
-        (409, "double_spend", "an input is already spent by a pending transaction"),
-        (422, "conflicting", "DOUBLE_SPEND: output 07…:0 is spent by 08… (PROTOCOL §8.3)"),
+        (409, "double_spend", "an input is already spent by a pending transaction", {}),
+        (422, "conflicting", BORN_CONFLICTING, {"conflict_reason": "double_spend"}),
     ],
 )
 async def test_a_double_spend_refusal_marks_the_coin_spent_and_chooses_again(
-    refusal: tuple[int, str, str],
+    refusal: Refusal,
 ) -> None:
     """Another payer (another process, the same key) spent the largest coin; our node
-    index does not show it yet. The refusal makes the payer choose the next coin."""
+    index does not show it yet. The refusal makes the payer choose the next coin. The
+    payer decides from the error's fields (code, conflict_reason), never from its
+    message."""
     node = CoinNode([700, 500], refusal)
     rival = next(iter(node.coins))
     node.spent[rival] = TxId(bytes(32))
@@ -554,3 +575,38 @@ async def test_pay_meter_says_where_to_resume_and_skips_what_was_paid() -> None:
         assert [o.amount for o in paid] == [7, 7, 7]
     finally:
         payer.solver.close()
+
+
+async def test_a_malformed_node_answer_is_a_wallet_error_not_a_traceback() -> None:
+    """An answer not of the API's shape (tangle.schema) is a MalformedAnswer naming the
+    request and the field, expected against actual."""
+
+    async def tips(request: web.Request) -> web.Response:
+        return web.json_response({"trunk": "zz", "branch": "00" * 32})
+
+    async def address(request: web.Request) -> web.Response:
+        body = {"address": request.match_info["address"], "balance": {"confirmed": "1"}}
+        return web.json_response({**body, "outputs": []})
+
+    async def info(request: web.Request) -> web.Response:
+        return web.Response(body=b"<html>not json</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/tips", tips)
+    app.router.add_get("/api/v1/addresses/{address}", address)
+    app.router.add_get("/api/v1/info", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with NodeClient(f"http://127.0.0.1:{port}") as client:
+            with pytest.raises(MalformedAnswer, match=r"GET /tips .*trunk: expected hex"):
+                await client.tips()
+            with pytest.raises(MalformedAnswer, match=r"balance\.pending: expected a value"):
+                await client.address(ME.address)
+            with pytest.raises(MalformedAnswer, match=r"GET /info .*expected JSON"):
+                await client.params()
+    finally:
+        await runner.cleanup()

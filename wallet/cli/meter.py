@@ -1,9 +1,8 @@
 """``tangle-wallet pay-meter``: pay per kWh from a file or pipe of meter readings.
 
-:func:`register` adds the subcommand to the wallet's parser; its handler takes the
-parsed arguments and returns the exit code. Input format (docs/PAYMENTS.md): one
-cumulative reading per line, ``WH`` or ``TIMESTAMP,WH`` with an ISO 8601 timestamp;
-blank lines and lines starting with ``#`` are skipped.
+Input format (docs/PAYMENTS.md): one cumulative reading per line, ``WH`` or
+``TIMESTAMP,WH`` with an ISO 8601 timestamp; blank lines and lines starting with ``#``
+are skipped. The payments are :class:`wallet.meter.MeterPayer`'s.
 """
 
 from __future__ import annotations
@@ -15,41 +14,18 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from tangle.address import decode_address, encode_address
 from tangle.errors import TangleError
 from tangle.signing import SEED_SIZE
+from wallet.cli.context import Context
 from wallet.client import NodeClient
-from wallet.errors import UsageError
+from wallet.errors import MeterError, UsageError
 from wallet.keys import derive_keypair
-from wallet.meter import MeterError, MeterPayer, MeterPayment
+from wallet.meter import MeterPayer, MeterPayment
 from wallet.payments import Payer
-from wallet.uri import whole_arg, whole_number
-
-
-def add_arguments(cmd: argparse.ArgumentParser) -> None:
-    """The ``pay-meter`` options (``--node`` and ``--json`` are the wallet's own)."""
-    cmd.add_argument("--to", required=True, metavar="ADDRESS", help="the seller's tgl1… address")
-    cmd.add_argument(
-        "--price-per-kwh",
-        required=True,
-        type=whole_arg,
-        metavar="P",
-        help="smallest units per kWh (an integer ≥ 1)",
-    )
-    cmd.add_argument(
-        "--source", required=True, metavar="FILE", help="readings file, or - for stdin"
-    )
-    cmd.add_argument("--every", type=whole_arg, default=1, metavar="N", help="pay every N kWh (1)")
-    cmd.add_argument("--meter-id", default="meter", help="the meter's name in each reading")
-    cmd.add_argument("--start-wh", type=whole_arg, default=None, help="Wh already paid for")
-    cmd.add_argument(
-        "--key-file",
-        type=Path,
-        metavar="F",
-        help="pay with key 0 of the 32-byte hex seed in F instead of the wallet's primary",
-    )
+from wallet.uri import whole_number
 
 
 def parse_line(text: str, lineno: int) -> tuple[int, int | None] | None:
@@ -80,7 +56,7 @@ def parse_line(text: str, lineno: int) -> tuple[int, int | None] | None:
     return wh, timestamp
 
 
-def _load_seed(path: Path) -> bytes:
+def load_seed(path: Path) -> bytes:
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -182,8 +158,8 @@ async def _pay(
     return 0
 
 
-async def cmd_pay_meter(ctx: Any) -> int:
-    """The ``pay-meter`` handler (``ctx`` is the wallet CLI's context): exit 0 at the end
+async def cmd_pay_meter(ctx: Context) -> int:
+    """The ``pay-meter`` handler: exit 0 at the end
     of the readings; a bad line raises :class:`UsageError` naming it, after paying for
     the lines before it. On any error stderr says ``paid up to X Wh; resume with
     --start-wh X``; with ``--start-wh`` the readings at or below it are skipped."""
@@ -204,7 +180,7 @@ async def cmd_pay_meter(ctx: Any) -> int:
         if args.key_file is None:
             wallet = ctx.wallet
             return await _pay(wallet.payer(wallet.primary().index), args, source, out, ctx.err)
-        keypair = derive_keypair(_load_seed(args.key_file), 0)
+        keypair = derive_keypair(load_seed(args.key_file), 0)
         async with NodeClient(args.node) as client:
             payer = Payer(client, keypair)
             try:

@@ -1,4 +1,4 @@
-"""Per-byte streams paid with one deposit and signed cumulative vouchers (wallet layer).
+"""Per-byte streams paid with one deposit and signed cumulative vouchers.
 
 The client pays a deposit through the x402 flow (scheme ``metered``); the server opens a
 session keyed to the deposit's issuer and serves the stream one window at a time. Before
@@ -16,6 +16,7 @@ import json
 import secrets
 import struct
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -25,9 +26,11 @@ from tangle.errors import InvalidSignature
 from tangle.hashing import address_of
 from tangle.signing import Keypair, verify_signature
 from tangle.transaction import TxId
-from wallet.errors import WalletError
+from wallet.errors import PaymentRefused, VoucherRefused
 from wallet.payments import Payer
-from wallet.x402 import PayingSession, PaymentRefused, Paywall, Settled
+from wallet.x402.client import PayingSession, refusal_of
+from wallet.x402.protocol import RESPONSE_HEADER, Refusal
+from wallet.x402.server import Paywall, Settled
 
 VOUCHER_TAG = b"tangle/x402-voucher/v1\x00"
 """Domain tag before the bytes a voucher signs."""
@@ -35,7 +38,25 @@ VOUCHER_HEADER = "X-VOUCHER"
 SESSION_ID_SIZE = 16
 REFUND_MAGIC = b"X4RF"
 """A refund's payload: these 4 bytes, then the 16-byte session id."""
+METERED = "metered"
+"""The x402 scheme of a stream's deposit."""
 _VOUCHER = struct.Struct(">16sQQ")
+
+
+class VoucherRule(StrEnum):
+    """The ``code`` of a :class:`~wallet.errors.VoucherRefused`: the rule a voucher broke."""
+
+    INVALID_VOUCHER = "invalid_voucher"
+    WRONG_SESSION = "wrong_session"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED_SEQUENCE = "replayed_sequence"
+    SEQUENCE_GAP = "sequence_gap"
+    AMOUNT_DECREASED = "amount_decreased"
+    AMOUNT_OVER_SERVED = "amount_over_served"
+    AMOUNT_SHORT = "amount_short"
+    VOUCHER_REQUIRED = "voucher_required"
+    SESSION_CLOSED = "session_closed"
+    UNKNOWN_SESSION = "unknown_session"
 
 
 def price_of(nbytes: int, price: int, per_bytes: int) -> int:
@@ -48,14 +69,6 @@ def price_of(nbytes: int, price: int, per_bytes: int) -> int:
 def bytes_covered(deposit: int, price: int, per_bytes: int) -> int:
     """The most bytes whose :func:`price_of` fits in ``deposit``."""
     return deposit * per_bytes // price
-
-
-class VoucherRefused(WalletError):
-    """A voucher the server will not accept; ``code`` names the rule it broke."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"voucher refused ({code}): {message}")
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +105,7 @@ def sign_voucher(key: Keypair, session: bytes, sequence: int, amount: int) -> Vo
 
 
 def voucher_from_header(text: str) -> Voucher:
-    """Raises VoucherRefused("invalid_voucher") for anything malformed."""
+    """Raises VoucherRefused(``invalid_voucher``) for anything malformed."""
     try:
         value = json.loads(text)
         voucher = Voucher(
@@ -103,9 +116,9 @@ def voucher_from_header(text: str) -> Voucher:
         )
         _VOUCHER.pack(voucher.session, voucher.sequence, voucher.amount)
     except (ValueError, KeyError, TypeError, struct.error) as exc:
-        raise VoucherRefused("invalid_voucher", f"{VOUCHER_HEADER}: {exc}") from None
+        raise VoucherRefused(VoucherRule.INVALID_VOUCHER, f"{VOUCHER_HEADER}: {exc}") from None
     if len(voucher.session) != SESSION_ID_SIZE:
-        raise VoucherRefused("invalid_voucher", "session: expected 16 bytes")
+        raise VoucherRefused(VoucherRule.INVALID_VOUCHER, "session: expected 16 bytes")
     return voucher
 
 
@@ -139,36 +152,37 @@ class StreamSession:
     def accept(self, voucher: Voucher) -> None:
         """Take a voucher, or raise :class:`VoucherRefused` naming the broken rule."""
         if voucher.session != self.session:
-            raise VoucherRefused("wrong_session", "the voucher is for another session")
+            raise VoucherRefused(VoucherRule.WRONG_SESSION, "the voucher is for another session")
         try:
             verify_signature(self.payer_key, voucher.message(), voucher.signature)
         except InvalidSignature:
             raise VoucherRefused(
-                "bad_signature", "not signed by the key that paid the deposit"
+                VoucherRule.BAD_SIGNATURE, "not signed by the key that paid the deposit"
             ) from None
         if voucher.sequence <= self.sequence:
             raise VoucherRefused(
-                "replayed_sequence",
+                VoucherRule.REPLAYED_SEQUENCE,
                 f"sequence {voucher.sequence} was already used (last {self.sequence})",
             )
         if voucher.sequence != self.sequence + 1:
             raise VoucherRefused(
-                "sequence_gap", f"expected sequence {self.sequence + 1}, got {voucher.sequence}"
+                VoucherRule.SEQUENCE_GAP,
+                f"expected sequence {self.sequence + 1}, got {voucher.sequence}",
             )
         if voucher.amount < self.vouched:
             raise VoucherRefused(
-                "amount_decreased",
+                VoucherRule.AMOUNT_DECREASED,
                 f"cumulative amount {voucher.amount} is below the {self.vouched} already vouched",
             )
         due = price_of(self.served, self.price, self.per_bytes)
         if voucher.amount > due:
             raise VoucherRefused(
-                "amount_over_served",
+                VoucherRule.AMOUNT_OVER_SERVED,
                 f"{voucher.amount} is more than the {due} that {self.served} bytes cost",
             )
         if voucher.amount < due:
             raise VoucherRefused(
-                "amount_short",
+                VoucherRule.AMOUNT_SHORT,
                 f"{voucher.amount} does not cover the {due} that {self.served} bytes cost",
             )
         self.sequence, self.vouched = voucher.sequence, voucher.amount
@@ -180,10 +194,10 @@ class StreamSession:
             VoucherRefused: ``voucher_required`` while served bytes are not all vouched.
         """
         if self.closed:
-            raise VoucherRefused("session_closed", "the session is closed")
+            raise VoucherRefused(VoucherRule.SESSION_CLOSED, "the session is closed")
         if self.vouched != price_of(self.served, self.price, self.per_bytes):
             raise VoucherRefused(
-                "voucher_required",
+                VoucherRule.VOUCHER_REQUIRED,
                 f"send a voucher for the {self.served} bytes served before the next window",
             )
         return self.served, min(self.served + self.window, self.limit)
@@ -233,7 +247,7 @@ class StreamSeller:
         result = await self.paywall.settle(
             request,
             amount=self.deposit,
-            scheme="metered",
+            scheme=METERED,
             description="metered stream: deposit, then a signed voucher per window",
             extra=self.terms(),
         )
@@ -242,7 +256,7 @@ class StreamSeller:
         session = self._start(result)
         body = {"session": session.session.hex(), **self.terms(), "coveredBytes": session.limit}
         response = web.json_response(body)
-        response.headers["X-PAYMENT-RESPONSE"] = result.header
+        response.headers[RESPONSE_HEADER] = result.header
         return response
 
     def _start(self, settled: Settled) -> StreamSession:
@@ -265,7 +279,7 @@ class StreamSeller:
             key = b""
         session = self.sessions.get(key)
         if session is None:
-            raise VoucherRefused("unknown_session", "no such session")
+            raise VoucherRefused(VoucherRule.UNKNOWN_SESSION, "no such session")
         return session
 
     async def serve_window(self, request: web.Request) -> web.StreamResponse:
@@ -289,7 +303,7 @@ class StreamSeller:
             try:
                 session = self._session(request)
                 if session.closed:
-                    raise VoucherRefused("session_closed", "the session is closed")
+                    raise VoucherRefused(VoucherRule.SESSION_CLOSED, "the session is closed")
                 header = request.headers.get(VOUCHER_HEADER)
                 if header is not None:
                     session.accept(voucher_from_header(header))
@@ -333,9 +347,8 @@ async def buy_stream(paying: PayingSession, url: str) -> StreamResult:
     """
     status, body, _ = await paying.send("GET", url)
     if status != 402:
-        raise PaymentRefused("not_metered", f"expected 402 from {url}, got {status}")
-    network = f"tangle:{(await paying.payer.client.params()).network_id:#x}"
-    requirement = paying.choose(json.loads(body), network, scheme="metered")
+        raise PaymentRefused(Refusal.NOT_METERED, f"expected 402 from {url}, got {status}")
+    requirement = paying.choose(json.loads(body), await paying.network(), scheme=METERED)
     terms = requirement["extra"]
     price, per_bytes = int(terms["price"]), int(terms["perBytes"])
     tx_id, header = await paying.pay(requirement)
@@ -352,16 +365,15 @@ async def buy_stream(paying: PayingSession, url: str) -> StreamResult:
         headers = {VOUCHER_HEADER: voucher.to_header()} if voucher else None
         status, chunk, _ = await paying.send("GET", base + "/window", headers)
         if status != 200:
-            error = json.loads(chunk)
-            raise PaymentRefused(str(error["error"]), str(error["message"]))
+            raise refusal_of(chunk)
         if not chunk:
             break
         data += chunk
         sequence += 1
         voucher = sign_voucher(key, session, sequence, price_of(len(data), price, per_bytes))
     headers = {VOUCHER_HEADER: voucher.to_header()} if voucher else None
-    async with paying.http.post(base + "/close", headers=headers) as response:
-        closing = await response.json()
-        if response.status != 200:
-            raise PaymentRefused(str(closing["error"]), str(closing["message"]))
+    status, body, _ = await paying.send("POST", base + "/close", headers)
+    if status != 200:
+        raise refusal_of(body)
+    closing = json.loads(body)
     return StreamResult(data=bytes(data), deposit_tx=tx_id, closing=closing)

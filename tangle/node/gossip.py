@@ -1,17 +1,25 @@
-"""Gossip between nodes over websockets (layer 5, I/O).
+"""Gossip between nodes over websockets: the driver of :mod:`tangle.node.peer` (layer 5, I/O).
 
-Each connection starts with HELLO both ways (a wrong network closes it, a second
-connection to the same node is dropped), then INV of the sender's tips so each side
-can ask for what it lacks: that is the sync on connect. New transactions travel as TX
-frames; a receiver validates them (stateless rules, batched on a worker thread),
-attaches them, and forwards to every other peer those it did not know. A transaction
-whose parents are missing waits in the tangle's buffer while the parents are
-requested from the peer that sent it, then from any peer, at most ``MAX_ATTEMPTS``
-times. Every few seconds each side sends INV again, which heals lost frames.
+This module only moves bytes and keeps time. The rules (HELLO first and once, the
+network, the rate limit, which ids to ask for and how often, what gets a peer dropped)
+live in the pure :mod:`tangle.node.peer`; here are the sockets, queues, tasks and timers
+that drive it:
 
-Everything is bounded: outgoing queues (full: frames are dropped, INV repairs it),
-the ingest queue, frames per second per peer, ids per REQUEST, peers. A peer that
-sends garbage (a frame or a transaction breaking the rules) is logged and dropped.
+- one connection (inbound on ``/gossip``, or outbound by :meth:`Gossip._dial_loop`, which
+  reconnects with backoff from 0.5 s doubling to 30 s) is a :class:`Peer`: a websocket, a
+  :class:`~tangle.node.peer.PeerProtocol`, and an outbox (``OUTBOX`` frames; when full,
+  frames are dropped and the next INV repairs it) that a sender task drains;
+- every frame received goes, with ``time.monotonic()``, to the protocol, and the driver
+  acts on the event it returns (the protocol's docstring says what each one asks for);
+- transactions go through a bounded ingest queue (``INGEST``) to two stages: stateless
+  validation (§5) in batches of ``BATCH`` on a worker thread, then attachment on the
+  event loop (``node.accept``), forwarding to every other peer, and requests for
+  missing parents;
+- housekeeping every ``RETRY_AFTER`` seconds: INV of the tips to every peer every
+  ``INV_EVERY`` seconds, and requests again for parents still missing.
+
+The node is reached only through ``has``/``knows``/``raw``/``tips``/``missing_parents``/
+``accept``, ``params``, ``key``, ``config.peers`` and ``on_new``.
 """
 
 from __future__ import annotations
@@ -20,20 +28,33 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from tangle.errors import EncodingError, InvalidTransaction
+from tangle.errors import InvalidTransaction
 from tangle.node import wire
-from tangle.node.errors import ProtocolError
 from tangle.node.node import Node
-from tangle.node.wire import Kind
+from tangle.node.peer import (
+    INV_EVERY,
+    RETRY_AFTER,
+    Drop,
+    Event,
+    HelloReceived,
+    InventoryReceived,
+    LocalInfo,
+    PeerProtocol,
+    PeerSet,
+    PeersReceived,
+    RequestReceived,
+    RequestTracker,
+    TransactionReceived,
+)
 from tangle.tangle import Outcome
-from tangle.transaction import Transaction, TxId, decode
+from tangle.transaction import Transaction, TxId
 from tangle.validation import validate_stateless
 
 log = logging.getLogger(__name__)
@@ -43,26 +64,29 @@ INGEST = 50_000
 BATCH = 256
 VALIDATED_BATCHES = 4
 """Validated batches waiting to be attached: enough to keep both stages busy."""
-MAX_PEERS = 16
-MAX_ATTEMPTS = 5
-RETRY_AFTER = 1.0
-INV_EVERY = 3.0
-RATE = 20_000.0
-"""Frames per second a peer may send (token bucket); beyond that its frames are dropped."""
-BURST = 40_000.0
+RETRY_IDS = 4 * wire.MAX_IDS
+"""Missing parents asked for again per peer per housekeeping round."""
+_CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
 @dataclass(eq=False)
 class Peer:
+    """One connection: its websocket, its protocol state, its outbox."""
+
     ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
     label: str
-    node_id: bytes = b""
-    api: str = ""
+    protocol: PeerProtocol
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     sender: asyncio.Task[None] | None = None
-    tokens: float = BURST
-    refilled: float = field(default_factory=time.monotonic)
     dropped: int = 0
+
+    @property
+    def node_id(self) -> bytes:
+        return self.protocol.node_id
+
+    @property
+    def api(self) -> str:
+        return self.protocol.api
 
     def send(self, frame: bytes) -> None:
         try:
@@ -70,14 +94,9 @@ class Peer:
         except asyncio.QueueFull:
             self.dropped += 1  # the next INV lets the peer ask again
 
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(BURST, self.tokens + (now - self.refilled) * RATE)
-        self.refilled = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+    def send_all(self, frames: Iterable[bytes]) -> None:
+        for frame in frames:
+            self.send(frame)
 
 
 class Gossip:
@@ -86,13 +105,13 @@ class Gossip:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.api = ""
-        self.peers: dict[bytes, Peer] = {}
+        self._peers: PeerSet[Peer] = PeerSet()
         self.known_urls: set[str] = set(node.config.peers)
         self._ingest: asyncio.Queue[tuple[Transaction, Peer]] = asyncio.Queue(INGEST)
         self._validated: asyncio.Queue[list[tuple[tuple[Transaction, Peer], str | None]]] = (
             asyncio.Queue(VALIDATED_BATCHES)
         )
-        self._requested: dict[TxId, tuple[int, float]] = {}
+        self._tracker = RequestTracker()
         self._queued: set[TxId] = set()
         """Ids in the ingest queue: a copy arriving meanwhile (direct and forwarded, or an
         answer to a REQUEST) is not validated twice."""
@@ -101,6 +120,11 @@ class Gossip:
         self.received = 0
         self.forwarded = 0
         node.on_new.append(self.broadcast)
+
+    @property
+    def peers(self) -> dict[bytes, Peer]:
+        """The connected peers (past HELLO) by node id."""
+        return self._peers.members
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -129,11 +153,15 @@ class Gossip:
 
     # -- connections ----------------------------------------------------------------------
 
+    def _protocol(self) -> PeerProtocol:
+        node = self.node
+        return PeerProtocol(LocalInfo(node.params.network_id, node.key.public_key, self.api))
+
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The /gossip endpoint: an inbound peer."""
         ws = web.WebSocketResponse(max_msg_size=wire.MAX_FRAME, heartbeat=15)
         await ws.prepare(request)
-        await self._serve(Peer(ws, f"inbound {request.remote}"))
+        await self._serve(Peer(ws, f"inbound {request.remote}", self._protocol()))
         return ws
 
     async def _dial_loop(self, url: str) -> None:
@@ -153,31 +181,46 @@ class Gossip:
                 log.debug("cannot reach peer %s: %s", url, exc)
             else:
                 delay = 0.5
-                await self._serve(Peer(ws, url))
+                await self._serve(Peer(ws, url, self._protocol()))
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 
     async def _serve(self, peer: Peer) -> None:
-        node = self.node
+        """Feed the peer's frames to its protocol until it closes or is dropped."""
+        protocol = peer.protocol
+        receive = protocol.receive
+        monotonic = time.monotonic
+        knows = self.node.knows
+        queued = self._queued
+        ingest = self._ingest
         peer.sender = asyncio.ensure_future(self._sender(peer))
-        peer.send(wire.hello(node.params.network_id, node.key.public_key, self.api))
+        peer.send_all(protocol.start(monotonic()))
         try:
             async for msg in peer.ws:
-                if msg.type is not WSMsgType.BINARY:
-                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                        break
-                    raise ProtocolError(f"expected binary frames, got {msg.type.name}")
-                if not peer.allow():
-                    continue
-                await self._on_frame(peer, msg.data)
-        except ProtocolError as exc:
-            log.warning("dropping peer %s: %s", peer.label, exc)
+                event: Event | None
+                if msg.type is WSMsgType.BINARY:
+                    event = receive(msg.data, monotonic())
+                elif msg.type in _CLOSING:
+                    break
+                else:
+                    event = protocol.close(f"expected binary frames, got {msg.type.name}")
+                if isinstance(event, TransactionReceived):  # the hot path, inline
+                    tx = event.tx
+                    self.received += 1
+                    if tx.id in queued or knows(tx.id):
+                        continue
+                    try:
+                        ingest.put_nowait((tx, peer))
+                    except asyncio.QueueFull:  # overloaded: INV brings it back
+                        continue
+                    queued.add(tx.id)
+                elif event is not None and not self._on_event(peer, event):
+                    break
         except (ConnectionError, aiohttp.ClientError) as exc:
             log.info("lost peer %s: %s", peer.label, exc)
         finally:
             peer.sender.cancel()
-            if self.peers.get(peer.node_id) is peer:
-                del self.peers[peer.node_id]
+            if self._peers.leave(peer.node_id, peer):
                 log.info("peer %s disconnected", peer.label)
             await peer.ws.close()
 
@@ -187,89 +230,44 @@ class Gossip:
                 frame = await peer.outbox.get()
                 await peer.ws.send_bytes(frame)
 
-    # -- messages -------------------------------------------------------------------------
+    # -- events -----------------------------------------------------------------------------
 
-    async def _on_frame(self, peer: Peer, frame: bytes) -> None:
-        kind, payload = wire.decode(frame)
-        if not peer.node_id and kind is not Kind.HELLO:
-            raise ProtocolError(f"expected HELLO first, got {kind.name}")
-        if kind is Kind.HELLO:
-            self._on_hello(peer, wire.read_hello(payload))
-        elif kind is Kind.TX:
-            try:
-                tx = decode(payload)
-            except EncodingError as exc:
-                raise ProtocolError(f"TX does not decode: {exc}") from None
-            self.received += 1
-            if (
-                tx.id in self._queued
-                or tx.id in self.node.tangle
-                or self.node.tangle.is_buffered(tx.id)
-                or self.node.is_pruned(tx.id)  # history this node replaced by a snapshot
-            ):
-                return
-            with contextlib.suppress(asyncio.QueueFull):  # overloaded: INV brings it back
-                self._ingest.put_nowait((tx, peer))
-                self._queued.add(tx.id)
-        elif kind is Kind.REQUEST:
-            for tx_id in wire.read_ids(payload):
-                if tx_id in self.node.tangle:
-                    peer.send(wire.encode(Kind.TX, self.node.tangle.get(tx_id).encode()))
-        elif kind is Kind.INV:
-            wanted = [
-                t
-                for t in wire.read_ids(payload)
-                if t not in self.node.tangle
-                and not self.node.tangle.is_buffered(t)
-                and t not in self._queued
-                and not self.node.is_pruned(t)
-            ]
-            self._request(peer, wanted)
-        elif kind is Kind.PEERS:
-            self.known_urls.update(wire.read_peers(payload))
+    def _on_event(self, peer: Peer, event: Event) -> bool:
+        """Act on an event other than a transaction; False: drop the peer."""
+        if isinstance(event, InventoryReceived):
+            self._request(peer, event.ids, time.monotonic(), self._known)
+        elif isinstance(event, RequestReceived):
+            peer.send_all(PeerProtocol.answer(event.ids, self.node.raw))
+        elif isinstance(event, PeersReceived):
+            self.known_urls.update(event.urls)
+        elif isinstance(event, HelloReceived):
+            refusal = self._peers.join(event.node_id, peer)
+            if refusal is not None:
+                return self._on_event(peer, peer.protocol.close(refusal))
+            if event.api:
+                peer.label = event.api
+            log.info("peer %s connected", peer.label)
+            peer.send_all(PeerProtocol.inv(self.node.tips()))
+            peer.send_all(PeerProtocol.peers([self.api, *self.known_urls]))
+        elif isinstance(event, Drop):
+            log.warning("dropping peer %s: %s", peer.label, event.reason)
+            return False
+        return True
 
-    def _on_hello(self, peer: Peer, hello: wire.Hello) -> None:
-        node = self.node
-        if peer.node_id:
-            raise ProtocolError("a second HELLO")
-        if hello.network_id != node.params.network_id:
-            raise ProtocolError(
-                f"network: expected {node.params.network_id:#x}, got {hello.network_id:#x}"
-            )
-        if hello.node_id == node.key.public_key:
-            raise ProtocolError("connected to itself")
-        if hello.node_id in self.peers:
-            raise ProtocolError("already connected to this node")
-        if len(self.peers) >= MAX_PEERS:
-            raise ProtocolError(f"peer limit {MAX_PEERS} reached")
-        peer.node_id, peer.api = hello.node_id, hello.api
-        if hello.api:
-            peer.label = hello.api
-        self.peers[hello.node_id] = peer
-        log.info("peer %s connected", peer.label)
-        for frame in wire.ids(Kind.INV, self._tips()):
-            peer.send(frame)
-        peer.send(wire.peers(sorted({self.api, *self.known_urls} - {""})))
+    def _known(self, tx_id: TxId) -> bool:
+        """Not to be asked for: known to the node, or waiting in the ingest queue."""
+        return tx_id in self._queued or self.node.knows(tx_id)
 
-    def _tips(self) -> list[TxId]:
-        return sorted(self.node.tangle.tips())[: wire.MAX_IDS]
-
-    def _request(self, peer: Peer, wanted: list[TxId]) -> None:
-        now = time.monotonic()
-        fresh = []
-        for tx_id in wanted:
-            if self.node.is_pruned(tx_id):
-                continue  # below this node's snapshot: never asked for again
-            attempts, _ = self._requested.get(tx_id, (0, 0.0))
-            if attempts < MAX_ATTEMPTS:
-                self._requested[tx_id] = (attempts + 1, now)
-                fresh.append(tx_id)
-        for frame in wire.ids(Kind.REQUEST, fresh):
-            peer.send(frame)
+    def _request(
+        self, peer: Peer, ids: Iterable[TxId], now: float, known: Callable[[TxId], bool]
+    ) -> None:
+        peer.send_all(PeerProtocol.request(self._tracker.ask(ids, now, known)))
 
     def broadcast(self, tx: Transaction, source: Peer | None = None) -> None:
         """Send ``tx`` to every peer but ``source``."""
-        frame = wire.encode(Kind.TX, tx.encode())
+        self._forward(PeerProtocol.tx(tx.encode()), source)
+
+    def _forward(self, frame: bytes, source: Peer | None) -> None:
         for peer in self.peers.values():
             if peer is not source:
                 peer.send(frame)
@@ -289,25 +287,28 @@ class Gossip:
 
     async def _accept_loop(self) -> None:
         """Stage 2: attach, forward, ask for missing parents."""
+        node = self.node
         while True:
             for (tx, peer), problem in await self._validated.get():
                 self._queued.discard(tx.id)
                 if problem is not None:
-                    log.warning(
-                        "dropping peer %s: it sent an invalid transaction: %s", peer.label, problem
-                    )
-                    await peer.ws.close()
+                    drop = peer.protocol.invalid_transaction(problem)
+                    if drop is not None:  # None: dropped already
+                        log.warning("dropping peer %s: %s", peer.label, drop.reason)
+                        await peer.ws.close()
                     continue
                 try:
-                    result = self.node.accept(tx)
+                    result = node.accept(tx)
                 except Exception:  # a bug must not stop all gossip ingest, nor stay silent
                     log.exception("attaching %s failed", tx.id.hex())
                     continue
                 if result.outcome is Outcome.BUFFERED:
-                    self._request(peer, list(result.missing))
+                    self._request(peer, result.missing, time.monotonic(), node.knows)
                 for tx_id in result.attached:
-                    self._requested.pop(tx_id, None)
-                    self.broadcast(self.node.tangle.get(tx_id), peer)
+                    self._tracker.arrived(tx_id)
+                    raw = node.raw(tx_id)
+                    if raw is not None:
+                        self._forward(PeerProtocol.tx(raw), peer)
 
     def _validate(self, txs: list[Transaction]) -> list[str | None]:
         problems: list[str | None] = []
@@ -328,16 +329,10 @@ class Gossip:
             now = time.monotonic()
             if now - last_inv >= INV_EVERY:
                 last_inv = now
-                frames = wire.ids(Kind.INV, self._tips())
+                frames = PeerProtocol.inv(self.node.tips())
                 for peer in self.peers.values():
-                    for frame in frames:
-                        peer.send(frame)
-            missing = [
-                t
-                for t in self.node.tangle.missing_parents()
-                if now - self._requested.get(t, (0, 0.0))[1] >= RETRY_AFTER
-            ]
+                    peer.send_all(frames)
+            missing = self._tracker.due(self.node.missing_parents(), now)[:RETRY_IDS]
             for peer in list(self.peers.values()):
-                self._request(peer, missing[: 4 * wire.MAX_IDS])
-            if len(self._requested) > 100_000:  # forget old bookkeeping
-                self._requested = {t: v for t, v in self._requested.items() if now - v[1] < 60}
+                self._request(peer, missing, now, self.node.knows)
+            self._tracker.tidy(now)

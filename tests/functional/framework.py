@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pow
-from tangle import Keypair, NetworkParams, OutputId, Transaction, TxId, build, decode_address
+from tangle import (
+    Keypair,
+    NetworkParams,
+    OutputId,
+    Transaction,
+    TxId,
+    build,
+    decode_address,
+    schema,
+)
 from tangle.builder import payments_with_change
 from tangle.node.devnet import LocalNode
 from tangle.node.errors import DevnetError
@@ -103,22 +112,20 @@ class NodeProcess(LocalNode):
     # -- helpers tests use ------------------------------------------------------------------
 
     def tips(self) -> tuple[TxId, TxId]:
-        body = self.get("/api/v1/tips").json
-        return TxId(bytes.fromhex(body["trunk"])), TxId(bytes.fromhex(body["branch"]))
+        return schema.tips_from_json(self.get("/api/v1/tips").json)
 
-    def status(self, tx_id: TxId) -> str | None:
+    def status(self, tx_id: TxId) -> schema.Status | None:
         result = self.get(f"/api/v1/transactions/{tx_id.hex()}")
-        return result.json["metadata"]["status"] if result.status == 200 else None
+        if result.status != 200:
+            return None
+        return schema.transaction_view_from_json(result.json).status
 
     def unspent(self, key: Keypair) -> list[tuple[OutputId, int]]:
         from tangle import encode_address
 
         body = self.get(f"/api/v1/addresses/{encode_address(key.address)}").json
-        return [
-            (OutputId.from_hex(o["output_id"]), int(o["amount"]))
-            for o in body["outputs"]
-            if not o["spent"] and o["status"] in ("pending", "confirmed")
-        ]
+        view = schema.address_from_json(body)
+        return [(o.output_id, o.amount) for o in view.outputs if o.spendable]
 
     def fund(self, key: Keypair, amount: int) -> TxId:
         from tangle import encode_address
@@ -127,7 +134,7 @@ class NodeProcess(LocalNode):
             "/api/v1/faucet", {"address": encode_address(key.address), "amount": str(amount)}
         )
         assert result.status == 201, result.raw
-        return TxId(bytes.fromhex(result.json["id"]))
+        return schema.tx_id_from_json(result.json)
 
     def transfer(
         self,

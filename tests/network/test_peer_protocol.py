@@ -1,0 +1,555 @@
+"""The gossip protocol without sockets: honest and misbehaving peers against the pure
+state machine of ``tangle.node.peer`` on a fake clock, and the driver in
+``tangle.node.gossip`` on a fake websocket and a fake node (milliseconds each)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import dataclasses
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+
+import tangle.node.peer as peer_module
+from tangle import (
+    AttachResult,
+    Keypair,
+    NetworkParams,
+    Outcome,
+    Transaction,
+    TxId,
+    solve,
+    validate_stateless,
+)
+from tangle.errors import InvalidTransaction
+from tangle.node import wire
+from tangle.node.gossip import Gossip, Peer
+from tangle.node.peer import (
+    BURST,
+    INV_EVERY,
+    MAX_ATTEMPTS,
+    MAX_PEERS,
+    RATE,
+    RETRY_AFTER,
+    Drop,
+    HelloReceived,
+    InventoryReceived,
+    LocalInfo,
+    PeerProtocol,
+    PeerSet,
+    PeersReceived,
+    RequestReceived,
+    RequestTracker,
+    State,
+    TransactionReceived,
+)
+from tangle.node.wire import Kind
+from tests.helpers import NETWORK_ID, keypair, transfer
+
+HERE = LocalInfo(NETWORK_ID, b"\x01" * 32, "http://127.0.0.1:1")
+THERE = LocalInfo(NETWORK_ID, b"\x02" * 32, "http://127.0.0.1:2")
+
+
+def tid(n: int) -> TxId:
+    return TxId(n.to_bytes(32, "big"))
+
+
+def hello_from(info: LocalInfo) -> bytes:
+    return wire.hello(info.network_id, info.node_id, info.api)
+
+
+def open_protocol(now: float = 0.0) -> PeerProtocol:
+    """This node's side of a connection past the HELLO exchange with THERE."""
+    protocol = PeerProtocol(HERE)
+    protocol.start(now)
+    assert protocol.receive(hello_from(THERE), now) == HelloReceived(THERE.node_id, THERE.api)
+    return protocol
+
+
+@pytest.fixture
+def payment(genesis: Transaction, alice: Keypair, params: NetworkParams) -> Transaction:
+    return transfer(alice, params, (genesis.id, genesis.id), payload=b"meter=1")
+
+
+# -- the HELLO exchange ---------------------------------------------------------------------
+
+
+def test_hello_exchange_opens_both_sides() -> None:
+    here, there = PeerProtocol(HERE), PeerProtocol(THERE)
+    assert here.state is State.AWAITING_HELLO
+    (to_there,) = here.start(0.0)
+    (to_here,) = there.start(0.0)
+    assert wire.read_hello(wire.decode(to_there)[1]) == wire.Hello(*dataclasses.astuple(HERE))
+    assert there.receive(to_there, 0.0) == HelloReceived(HERE.node_id, HERE.api)
+    assert here.receive(to_here, 0.0) == HelloReceived(THERE.node_id, THERE.api)
+    assert here.state is there.state is State.OPEN
+    assert (here.node_id, here.api) == (THERE.node_id, THERE.api)
+
+
+def test_a_hello_without_an_api_url_is_fine() -> None:
+    protocol = PeerProtocol(HERE)
+    frame = wire.hello(NETWORK_ID, THERE.node_id, "")
+    assert protocol.receive(frame, 0.0) == HelloReceived(THERE.node_id, "")
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind"),
+    [
+        (wire.encode(Kind.TX, b"\x01" * 200), "TX"),
+        (wire.ids(Kind.INV, [tid(1)])[0], "INV"),
+        (wire.ids(Kind.REQUEST, [tid(1)])[0], "REQUEST"),
+        (wire.peers([]), "PEERS"),
+    ],
+)
+def test_a_frame_before_hello_drops_the_peer(frame: bytes, kind: str) -> None:
+    protocol = PeerProtocol(HERE)
+    protocol.start(0.0)
+    assert protocol.receive(frame, 0.0) == Drop(f"expected HELLO first, got {kind}")
+    assert protocol.state is State.CLOSED
+    assert protocol.receive(hello_from(THERE), 0.0) is None  # closed: nothing more
+
+
+def test_a_second_hello_drops_the_peer() -> None:
+    protocol = open_protocol()
+    event = protocol.receive(hello_from(THERE), 0.0)
+    assert isinstance(event, Drop)
+    assert event.reason == "expected one HELLO, got a second HELLO"
+    assert protocol.state is State.CLOSED
+
+
+def test_a_wrong_network_drops_the_peer() -> None:
+    protocol = PeerProtocol(HERE)
+    frame = wire.hello(NETWORK_ID + 1, THERE.node_id, THERE.api)
+    assert protocol.receive(frame, 0.0) == Drop(
+        f"network: expected {NETWORK_ID:#x}, got {NETWORK_ID + 1:#x}"
+    )
+
+
+def test_connecting_to_itself_drops_the_connection() -> None:
+    protocol = PeerProtocol(HERE)
+    (own_hello,) = protocol.start(0.0)
+    event = protocol.receive(own_hello, 0.0)
+    assert isinstance(event, Drop)
+    assert "connected to itself" in event.reason
+    assert event.reason.startswith("node id: expected another node's, got this node's own")
+
+
+# -- the peer set: one connection per node, at most MAX_PEERS ---------------------------------
+
+
+def test_a_second_connection_to_the_same_node_is_refused() -> None:
+    peers: PeerSet[str] = PeerSet()
+    first, second = PeerProtocol(HERE), PeerProtocol(HERE)
+    for protocol in (first, second):
+        assert isinstance(protocol.receive(hello_from(THERE), 0.0), HelloReceived)
+    assert peers.join(THERE.node_id, "first") is None
+    refusal = peers.join(THERE.node_id, "second")
+    assert refusal == "node id: expected a node not yet connected, got one already connected"
+    assert second.close(refusal) == Drop(refusal)
+    assert not peers.leave(THERE.node_id, "second")  # the refused one never joined...
+    assert peers.members == {THERE.node_id: "first"}  # ...and does not evict the first
+    assert peers.leave(THERE.node_id, "first")
+    assert len(peers) == 0
+    assert peers.join(THERE.node_id, "second") is None  # free again
+
+
+def test_the_peer_limit() -> None:
+    peers: PeerSet[int] = PeerSet()
+    assert peers.limit == MAX_PEERS == 16
+    for n in range(MAX_PEERS):
+        assert peers.join(bytes([n]) * 32, n) is None
+    assert peers.join(b"\xff" * 32, 99) == (
+        f"peers: expected at most {MAX_PEERS}, got one more (peer limit reached)"
+    )
+    assert sorted(peers) == list(range(MAX_PEERS))
+    assert peers.leave(bytes([3]) * 32, 3)
+    assert peers.join(b"\xff" * 32, 99) is None
+
+
+# -- garbage ----------------------------------------------------------------------------------
+
+TOO_MANY_IDS = wire.encode(Kind.INV, b"\x00" * 32 * (wire.MAX_IDS + 1))
+GARBAGE = [
+    (b"", "frame: expected at least 2 bytes, got 0"),
+    (b"\x01", "frame: expected at least 2 bytes, got 1"),
+    (b"\x01\x02" + bytes(wire.MAX_FRAME), "frame: expected at most"),
+    (b"\x02\x02" + b"\x00" * 200, "wire version: expected 1, got 2"),
+    (b"\x00\x01", "wire version: expected 1, got 0"),
+    (b"\x01\x09", "message kind: expected 1..5, got 9"),
+    (b"\x01\x00", "message kind: expected 1..5, got 0"),
+    (wire.encode(Kind.INV, b""), "INV: expected 1..256 ids of 32 bytes, got 0 bytes"),
+    (wire.encode(Kind.INV, b"\x00" * 31), "INV: expected 1..256 ids of 32 bytes, got 31 bytes"),
+    (TOO_MANY_IDS, "INV: expected 1..256 ids of 32 bytes, got 8224 bytes"),
+    (wire.encode(Kind.REQUEST, b"\x00" * 33), "REQUEST: expected 1..256 ids"),
+    (wire.encode(Kind.HELLO, b"\x00" * 39), "HELLO: expected 40..296 bytes, got 39"),
+    (wire.encode(Kind.HELLO, b"\x00" * 297), "HELLO: expected 40..296 bytes, got 297"),
+    (wire.encode(Kind.PEERS, b"h" * (wire.MAX_PEERS_BYTES + 1)), "PEERS: expected at most"),
+]
+
+
+@pytest.mark.parametrize(("frame", "reason"), GARBAGE)
+def test_garbage_drops_the_peer_before_and_after_hello(frame: bytes, reason: str) -> None:
+    """The envelope is checked first: before HELLO, garbage is named as such."""
+    for protocol in (PeerProtocol(HERE), open_protocol()):
+        event = protocol.receive(frame, 0.0)
+        assert isinstance(event, Drop), event
+        assert event.reason.startswith(reason), event.reason
+        assert protocol.state is State.CLOSED
+
+
+def test_a_tx_that_does_not_decode_drops_the_peer(payment: Transaction) -> None:
+    """A TX payload must be a transaction's canonical bytes (§4.2, §4.4)."""
+    raw = payment.encode()
+    for payload in (b"junk", raw[:-1], raw + b"\x00", b"\x09" + raw[1:]):
+        protocol = open_protocol()
+        event = protocol.receive(wire.encode(Kind.TX, payload), 0.0)
+        assert isinstance(event, Drop)
+        assert event.reason.startswith("TX does not decode: "), event.reason
+
+
+def test_urls_that_are_not_utf8_drop_the_peer() -> None:
+    bad_hello = wire.encode(Kind.HELLO, struct.pack(">Q", NETWORK_ID) + THERE.node_id + b"\xff")
+    assert PeerProtocol(HERE).receive(bad_hello, 0.0) == Drop("HELLO: the API URL is not UTF-8")
+    bad_peers = wire.encode(Kind.PEERS, b"http://a\n\xff\xfe")
+    assert open_protocol().receive(bad_peers, 0.0) == Drop("PEERS: not UTF-8")
+    not_http = wire.peers(["ftp://x"])
+    assert open_protocol().receive(not_http, 0.0) == Drop(
+        "PEERS: expected http:// URLs, got 'ftp://x'"
+    )
+
+
+def test_an_invalid_transaction_drops_the_peer_once(
+    payment: Transaction, params: NetworkParams
+) -> None:
+    """Validation (§5.6 here) is the driver's job, on a thread; the drop is the protocol's."""
+    forged = solve(
+        dataclasses.replace(payment, signature=keypair(9).sign(payment.essence_hash())), params
+    )
+    protocol = open_protocol()
+    event = protocol.receive(PeerProtocol.tx(forged.encode()), 0.0)
+    assert event == TransactionReceived(forged)
+    with pytest.raises(InvalidTransaction) as problem:
+        validate_stateless(forged, params)
+    drop = protocol.invalid_transaction(str(problem.value))
+    assert drop == Drop(f"it sent an invalid transaction: {problem.value}")
+    assert "does not verify" in drop.reason
+    assert protocol.invalid_transaction("again") is None  # one drop, one log line
+
+
+def test_the_driver_can_close_a_connection() -> None:
+    protocol = open_protocol()
+    assert protocol.close("expected binary frames, got TEXT") == Drop(
+        "expected binary frames, got TEXT"
+    )
+    assert protocol.receive(wire.peers([]), 0.0) is None
+
+
+# -- honest traffic -----------------------------------------------------------------------------
+
+
+def test_messages_after_hello(payment: Transaction) -> None:
+    protocol = open_protocol()
+    ids = [tid(n) for n in range(3)]
+    assert protocol.receive(PeerProtocol.tx(payment.encode()), 0.0) == TransactionReceived(payment)
+    (inv,) = PeerProtocol.inv(ids)
+    assert protocol.receive(inv, 0.0) == InventoryReceived(ids)
+    (request,) = PeerProtocol.request(ids)
+    assert protocol.receive(request, 0.0) == RequestReceived(ids)
+    (peers,) = PeerProtocol.peers(["http://b", "", "http://a", "http://b"])
+    assert protocol.receive(peers, 0.0) == PeersReceived(["http://a", "http://b"])
+    (empty,) = PeerProtocol.peers([""])
+    assert protocol.receive(empty, 0.0) == PeersReceived([])
+    assert protocol.state is State.OPEN
+
+
+def test_inv_carries_the_first_tips_in_one_frame() -> None:
+    tips = [tid(n) for n in range(wire.MAX_IDS + 10)]
+    (frame,) = PeerProtocol.inv(tips)
+    assert wire.read_ids(wire.decode(frame)[1]) == tips[: wire.MAX_IDS]
+    assert PeerProtocol.inv([]) == []  # no tips: no INV
+
+
+def test_request_frames_split_at_max_ids() -> None:
+    ids = [tid(n) for n in range(wire.MAX_IDS * 2 + 1)]
+    frames = PeerProtocol.request(ids)
+    assert [len(wire.read_ids(wire.decode(f)[1])) for f in frames] == [256, 256, 1]
+    assert PeerProtocol.request([]) == []
+
+
+def test_request_is_answered_with_tx_frames_for_known_ids_only(
+    payment: Transaction, genesis: Transaction
+) -> None:
+    held = {payment.id: payment.encode(), genesis.id: genesis.encode()}
+    asked = [tid(7), payment.id, tid(8), genesis.id]
+    frames = PeerProtocol.answer(asked, held.get)
+    receiver = open_protocol()
+    events = [receiver.receive(frame, 0.0) for frame in frames]
+    assert events == [TransactionReceived(payment), TransactionReceived(genesis)]
+    assert PeerProtocol.answer([tid(7)], held.get) == []
+
+
+# -- the rate limit ---------------------------------------------------------------------------
+
+
+def test_the_token_bucket_drops_frames_past_the_burst_and_refills() -> None:
+    protocol = PeerProtocol(HERE, rate=10.0, burst=5.0)
+    frame = wire.peers([])
+    protocol.start(0.0)
+    assert isinstance(protocol.receive(hello_from(THERE), 0.0), HelloReceived)  # token 1
+    assert all(protocol.receive(frame, 0.0) == PeersReceived([]) for _ in range(4))
+    assert protocol.receive(frame, 0.0) is None  # the burst is spent: silently ignored
+    assert protocol.receive(b"garbage", 0.0) is None  # not even looked at
+    assert protocol.throttled == 2
+    assert protocol.state is State.OPEN
+    assert protocol.receive(frame, 0.05) is None  # half a token
+    assert protocol.receive(frame, 0.1) == PeersReceived([])  # ...now one whole
+    assert protocol.receive(frame, 0.1) is None
+    later = [protocol.receive(frame, 1000.0) for _ in range(7)]  # refilled to the burst only
+    assert later == [PeersReceived([])] * 5 + [None, None]
+    assert protocol.throttled == 6
+
+
+def test_the_default_bucket() -> None:
+    protocol = PeerProtocol(HERE)
+    assert (protocol.rate, protocol.burst, protocol.tokens) == (RATE, BURST, BURST)
+    assert (RATE, BURST) == (20_000.0, 40_000.0)
+
+
+# -- what to ask for, and how often --------------------------------------------------------------
+
+
+def test_inv_leads_to_a_request_for_unknown_ids_only() -> None:
+    protocol = open_protocol()
+    known = {tid(1), tid(3)}
+    (inv,) = PeerProtocol.inv([tid(n) for n in range(5)])
+    event = protocol.receive(inv, 0.0)
+    assert isinstance(event, InventoryReceived)
+    tracker = RequestTracker()
+    wanted = tracker.ask(event.ids, 0.0, known.__contains__)
+    assert wanted == [tid(0), tid(2), tid(4)]
+    (request,) = PeerProtocol.request(wanted)
+    assert wire.read_ids(wire.decode(request)[1]) == wanted
+    assert tracker.ask([tid(1), tid(3)], 0.0, known.__contains__) == []  # nothing to ask
+
+
+def test_retries_are_spaced_by_retry_after_and_end_after_max_attempts() -> None:
+    """Housekeeping (every RETRY_AFTER seconds on the driver's clock) asks again for a
+    parent still missing (§7.2) only once its last request is RETRY_AFTER old, and gives
+    up after MAX_ATTEMPTS requests."""
+    assert (MAX_ATTEMPTS, RETRY_AFTER, INV_EVERY) == (5, 1.0, 3.0)
+    tracker = RequestTracker()
+    missing = tid(5)
+    asked_at = []
+    now = 100.0
+    while now < 120.0:  # ticks of half the period: only every other one is due
+        due = tracker.due([missing], now)
+        if tracker.ask(due, now, lambda _: False):
+            asked_at.append(now)
+        now += RETRY_AFTER / 2
+    assert asked_at == [100.0 + n * RETRY_AFTER for n in range(MAX_ATTEMPTS)]
+    assert tracker.attempts(missing) == MAX_ATTEMPTS
+    assert tracker.due([missing], now) == [missing]  # due, but...
+    assert tracker.ask([missing], now, lambda _: False) == []  # ...given up
+    tracker.arrived(missing)
+    assert tracker.attempts(missing) == 0
+
+
+def test_each_peer_asked_counts_an_attempt() -> None:
+    """Asking three peers at once uses three of the MAX_ATTEMPTS (as before)."""
+    tracker = RequestTracker()
+    for _ in range(3):
+        assert tracker.ask([tid(1)], 0.0, lambda _: False) == [tid(1)]
+    assert tracker.attempts(tid(1)) == 3
+    assert tracker.due([tid(1), tid(2)], 0.5) == [tid(2)]  # never asked: due at once
+
+
+def test_the_bookkeeping_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peer_module, "MAX_REQUESTED", 3)
+    tracker = RequestTracker()
+    tracker.ask([tid(n) for n in range(3)], 0.0, lambda _: False)
+    tracker.tidy(100.0)
+    assert len(tracker) == 3  # within the bound: kept
+    tracker.ask([tid(9)], 90.0, lambda _: False)
+    tracker.tidy(100.0)
+    assert len(tracker) == 1  # past it: only the last minute's
+    assert tracker.attempts(tid(9)) == 1
+
+
+def test_the_protocol_module_does_no_io() -> None:
+    tree = ast.parse(Path(peer_module.__file__).read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    forbidden = {"asyncio", "aiohttp", "socket", "time", "logging", "threading", "os"}
+    assert not imported & forbidden
+    assert not {m for m in imported if m.startswith("tangle.node.")} - {
+        "tangle.node.wire",
+        "tangle.node.errors",
+    }
+
+
+# -- the driver, on a fake websocket and a fake node -----------------------------------------------
+
+
+class FakeWebSocket:
+    """Yields the given messages, then waits until closed; records what is sent."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.incoming: asyncio.Queue[Any] = asyncio.Queue()
+        for frame in frames:
+            self.incoming.put_nowait(SimpleNamespace(type=WSMsgType.BINARY, data=frame))
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def feed(self, frame: bytes) -> None:
+        self.incoming.put_nowait(SimpleNamespace(type=WSMsgType.BINARY, data=frame))
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while True:
+            msg = await self.incoming.get()
+            if msg is None:
+                return
+            yield msg
+
+    async def send_bytes(self, frame: bytes) -> None:
+        self.sent.append(frame)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.incoming.put_nowait(None)
+
+
+class FakeNode:
+    """Only the narrow interface gossip may use."""
+
+    def __init__(self, genesis: Transaction, params: NetworkParams) -> None:
+        self.params = params
+        self.key = SimpleNamespace(public_key=HERE.node_id)
+        self.config = SimpleNamespace(peers=[])
+        self.on_new: list[Any] = []
+        self.held = {genesis.id: genesis}
+        self.accepted: list[Transaction] = []
+
+    def has(self, tx_id: TxId) -> bool:
+        return tx_id in self.held
+
+    def knows(self, tx_id: TxId) -> bool:
+        return tx_id in self.held
+
+    def raw(self, tx_id: TxId) -> bytes | None:
+        tx = self.held.get(tx_id)
+        return None if tx is None else tx.encode()
+
+    def tips(self) -> list[TxId]:
+        return sorted(self.held)
+
+    def missing_parents(self) -> frozenset[TxId]:
+        return frozenset()
+
+    def accept(self, tx: Transaction) -> AttachResult:
+        self.accepted.append(tx)
+        self.held[tx.id] = tx
+        return AttachResult(Outcome.ATTACHED, attached=(tx.id,))
+
+
+def kinds(frames: list[bytes]) -> list[Kind]:
+    return [wire.decode(f)[0] for f in frames]
+
+
+async def wait_for(predicate: Any) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("timed out")
+
+
+async def test_the_driver_syncs_ingests_and_forwards(
+    genesis: Transaction,
+    params: NetworkParams,
+    payment: Transaction,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = FakeNode(genesis, params)
+    gossip = Gossip(node)
+    gossip.api = HERE.api
+    stages = [
+        asyncio.ensure_future(gossip._validate_loop()),
+        asyncio.ensure_future(gossip._accept_loop()),
+    ]
+    third = LocalInfo(NETWORK_ID, b"\x03" * 32, "")
+    one, other = FakeWebSocket([hello_from(THERE)]), FakeWebSocket([hello_from(third)])
+    serving = [
+        asyncio.ensure_future(gossip._serve(Peer(ws, label, gossip._protocol())))
+        for ws, label in ((one, "one"), (other, "other"))
+    ]
+    await wait_for(lambda: len(one.sent) == len(other.sent) == 3)
+    assert kinds(one.sent) == [Kind.HELLO, Kind.INV, Kind.PEERS]  # the sync on connect
+    assert wire.read_ids(wire.decode(one.sent[1])[1]) == [genesis.id]
+    assert wire.read_peers(wire.decode(one.sent[2])[1]) == [HERE.api]
+    assert sorted(gossip.peers) == [THERE.node_id, third.node_id]
+
+    itself = FakeWebSocket([hello_from(HERE)])
+    await gossip._serve(Peer(itself, "itself", gossip._protocol()))
+    assert itself.closed  # dropped at its HELLO
+    again = FakeWebSocket([hello_from(THERE)])
+    await gossip._serve(Peer(again, "again", gossip._protocol()))
+    assert again.closed  # a second connection to THERE: dropped
+    assert "dropping peer itself: node id: expected another node's" in caplog.text
+    assert "dropping peer again: node id: expected a node not yet connected" in caplog.text
+    assert sorted(gossip.peers) == [THERE.node_id, third.node_id]
+
+    one.feed(PeerProtocol.tx(payment.encode()))
+    one.feed(PeerProtocol.tx(payment.encode()))  # a copy: validated once
+    one.feed(PeerProtocol.request([tid(1), genesis.id])[0])
+    await wait_for(lambda: node.accepted and len(one.sent) == 4 and len(other.sent) == 4)
+    assert node.accepted == [payment]
+    assert gossip.received == 2
+    assert one.sent[3] == PeerProtocol.tx(genesis.encode())  # the one it holds, only
+    assert other.sent[3] == PeerProtocol.tx(payment.encode())  # forwarded...
+    assert gossip.forwarded == 1  # ...but not back to its source
+
+    one.feed(PeerProtocol.inv([payment.id, tid(2)])[0])
+    await wait_for(lambda: len(one.sent) == 5)
+    assert one.sent[4] == PeerProtocol.request([tid(2)])[0]  # only what it lacks
+
+    one.feed(b"\x01\x09")
+    await serving[0]
+    assert "dropping peer http://127.0.0.1:2: message kind: expected 1..5, got 9" in caplog.text
+    assert one.closed
+    assert list(gossip.peers) == [third.node_id]
+    await other.close()
+    await asyncio.gather(*serving)
+    assert gossip.peers == {}
+    for task in stages:
+        task.cancel()
+    await asyncio.gather(*stages, return_exceptions=True)
+
+
+async def test_the_driver_drops_a_peer_that_sends_an_invalid_transaction(
+    genesis: Transaction, params: NetworkParams, payment: Transaction
+) -> None:
+    forged = dataclasses.replace(payment, signature=keypair(9).sign(payment.essence_hash()))
+    node = FakeNode(genesis, params)
+    gossip = Gossip(node)
+    tasks = [
+        asyncio.ensure_future(gossip._validate_loop()),
+        asyncio.ensure_future(gossip._accept_loop()),
+    ]
+    ws = FakeWebSocket([hello_from(THERE), PeerProtocol.tx(solve(forged, params).encode())])
+    await asyncio.wait_for(gossip._serve(Peer(ws, "liar", gossip._protocol())), 5)
+    assert ws.closed
+    assert node.accepted == []
+    assert gossip.peers == {}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -2,7 +2,7 @@
 
 A transaction that a device submits to a node's API passed the stateless rules (§5)
 already; before attaching it, the node asks four more things, in this order, cheapest
-first (docs/NODE.md, "Admission"):
+first (docs/NODE.md, "Ingest pipeline"):
 
 1. **known parents**: both parents are attached here (tips come from ``GET /tips``);
 2. **adaptive work** (§6.5): the nonce proves at least what this node asks of this

@@ -123,10 +123,13 @@ class Engine:
 
     # -- attaching ----------------------------------------------------------------------
 
-    def attach(self, tx: Transaction, now: float, verdict: Verdict | None = None) -> AttachResult:
+    def attach_validated(
+        self, tx: Transaction, now: float, verdict: Verdict | None = None
+    ) -> AttachResult:
         """Attach ``tx``, which the caller has run through §5 (``validate_stateless``),
         and mirror what got attached into the window; ``verdict`` as in
-        :meth:`Tangle.attach_validated`."""
+        :meth:`Tangle.attach_validated`. (There is no validating ``Engine.attach``: the
+        name says that validation is the caller's.)"""
         result = self.tangle.attach_validated(tx, verdict)
         for tx_id in result.attached:
             self._mirror(self.tangle.get(tx_id), now)

@@ -2,7 +2,8 @@
 
 The node writes these shapes (``tangle.node.api``, the events of ``tangle.node.node``);
 the wallet's client, the audit and the tests read them back with the ``*_from_json``
-functions here. Nothing else spells out a field name, a status or an error code.
+functions here. Status names and error codes are spelled here only (``Status``,
+``ErrorCode``).
 
 Conventions (docs/NODE.md): ids are lowercase hex; amounts are decimal strings of the
 smallest unit (JSON numbers lose precision above 2**53); addresses are bech32m text;

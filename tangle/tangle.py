@@ -147,13 +147,15 @@ class Tangle:
         """Attach or buffer ``tx``, which the caller has already run through §5.
 
         ``verdict``: what :meth:`preview` said of ``tx`` just now (nothing attached
-        since), so that a solid transaction is not judged twice.
+        since), so that a solid transaction is neither judged nor looked at for missing
+        parents twice (preview needs it solid).
         """
         if tx.id in self._txs or tx.id in self._unsolid:
             return AttachResult(Outcome.DUPLICATE)
-        absent = [p for p in dict.fromkeys(tx.parents) if p not in self._txs]
-        if absent:
-            return self._buffer(tx, absent)
+        if verdict is None:
+            absent = [p for p in dict.fromkeys(tx.parents) if p not in self._txs]
+            if absent:
+                return self._buffer(tx, absent)
         attached = [self._insert(tx, verdict)]
         attached.extend(self._release(tx.id))
         return AttachResult(Outcome.ATTACHED, tuple(attached))

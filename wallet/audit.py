@@ -19,7 +19,7 @@ from tangle.schema import ErrorCode, SchemaError, Status
 from tangle.transaction import Transaction, TxId
 from tangle.validation import check_signature
 from wallet.client import NodeClient
-from wallet.errors import AuditError, NodeError
+from wallet.errors import AuditError, MalformedAnswer, NodeError
 
 ANCESTRY_LIMIT = 64
 """Transactions :func:`approves` fetches at most while looking for an ancestor."""
@@ -87,11 +87,11 @@ async def approves(client: NodeClient, tx: Transaction, ancestor: TxId) -> bool:
         if fetched >= ANCESTRY_LIMIT:
             return False
         try:
-            body = await client.transaction(current)
-        except NodeError:
-            continue
+            parents = transaction_from_json(await client.transaction(current)).parents
+        except (NodeError, MalformedAnswer, SchemaError):
+            continue  # unknown to the node, or garbled: not a path it can vouch for
         fetched += 1
-        for parent in transaction_from_json(body).parents:
+        for parent in parents:
             if parent not in seen:
                 seen.add(parent)
                 queue.append(parent)

@@ -33,19 +33,22 @@ async def watch_events(
     if not topics:
         return
     last: int | None = None
-    delay = 0.5
+    delay = [0.5]
+
+    def opened() -> None:
+        delay[0] = 0.5  # connected: the next reconnect starts from the shortest wait
+
     async with NodeClient(url) as client:
         while True:
             try:
-                async for event in client.events(topics, since=last):
-                    delay = 0.5
+                async for event in client.events(topics, since=last, on_open=opened):
                     if isinstance(event.get("seq"), int):  # an event, or a gap: both wake
                         last = event["seq"]
                     wake.set()
             except WalletError as exc:
                 log(f"event stream: {exc}; polling until it is back")
-            await asyncio.sleep(delay)
-            delay = min(RECONNECT_MAX, delay * 2)
+            await asyncio.sleep(delay[0])
+            delay[0] = min(RECONNECT_MAX, delay[0] * 2)
 
 
 async def run_daemon(

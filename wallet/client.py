@@ -195,10 +195,15 @@ class NodeClient:
         return _read("POST /faucet", schema.tx_id_from_json, body)
 
     async def events(
-        self, topics: Sequence[str], since: int | None = None
+        self,
+        topics: Sequence[str],
+        since: int | None = None,
+        on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
         """The event stream of ``topics`` (``/events``, a websocket), from ``since`` on
         when given: each event (or gap notice) as the node sends it, until it closes.
+        ``on_open`` is called once the stream is open (a reconnecting caller resets its
+        backoff there, even if no event comes).
 
         Raises:
             NodeUnreachable: the stream cannot be opened, or broke.
@@ -212,6 +217,7 @@ class NodeClient:
                 aiohttp.ClientSession() as session,
                 session.ws_connect(f"{base}{API}/events?{query}", heartbeat=30) as ws,
             ):
+                on_open()
                 async for msg in ws:
                     if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                         break

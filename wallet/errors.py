@@ -228,15 +228,16 @@ class NotConfirmed(WalletError):
 
     exit_code = 9
 
-    def __init__(self, tx_id: str, status: str, waited: float) -> None:
-        super().__init__(tx_id, status, waited)
+    def __init__(self, tx_id: str, tx_status: str, waited: float) -> None:
+        super().__init__(tx_id, tx_status, waited)
         self.tx_id = tx_id
-        self.status = status
+        self.tx_status = tx_status
+        """The transaction's status (``status`` in an error is the HTTP status)."""
         self.waited = waited
 
     def __str__(self) -> str:
         return (
-            f"transaction {self.tx_id} is still {self.status} after {self.waited:g} s, not "
+            f"transaction {self.tx_id} is still {self.tx_status} after {self.waited:g} s, not "
             "confirmed; check later with `tangle-wallet status`"
         )
 

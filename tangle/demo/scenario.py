@@ -185,7 +185,7 @@ class Scenario:
         self.pow_seconds += time.perf_counter() - started
         self.built += 1
         validate_stateless(tx, self.params)
-        self.engine.attach(tx, self.now)
+        self.engine.attach_validated(tx, self.now)
         device.sent += 1
         device.last = tx.id
         return tx

@@ -50,8 +50,15 @@ class LocalNode:
         ``own_session``: a process group of its own, so that a Ctrl-C in the terminal
         reaches the launcher, which then stops the node in order.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "node.json").unlink(missing_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / "node.json").unlink(missing_ok=True)
+            self._popen(own_session)
+        except OSError as exc:
+            raise DevnetError(f"node {self.index} cannot start in {self.data_dir}: {exc}") from None
+        return self
+
+    def _popen(self, own_session: bool) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -68,7 +75,6 @@ class LocalNode:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=own_session,
             )
-        return self
 
     def wait_listening(self, timeout: float = 30.0) -> LocalNode:
         """Wait until the node listens; read its API address.

@@ -11,8 +11,9 @@
         DevnetError(NodeError, RuntimeError)    a devnet node did not start (its log tail)
 
 Foreign errors (``sqlite3.Error``, ``OSError``, ``aiohttp.ClientError``) are mapped to these
-where they happen: ``storage`` maps SQLite's, ``node`` and ``devnet`` map OSError and
-aiohttp's, ``api`` maps this tree to HTTP statuses in one middleware.
+where they happen: ``storage`` maps SQLite's, ``bootstrap`` aiohttp's and OSError (a
+peer's snapshot), ``devnet`` OSError (a process that cannot start), ``gossip`` treats
+them as a lost peer; ``api`` maps this tree to HTTP statuses in one middleware.
 
 Every error keeps its raw arguments in ``args`` and builds its message from them, so it
 pickles and unpickles to an equal error (a process pool, a log shipper).

@@ -163,7 +163,7 @@ class Node:
             self._arrived = {}
             self._index_snapshot()
             for tx, arrived in rows:
-                result = self.engine.attach(tx, arrived)
+                result = self.engine.attach_validated(tx, arrived)
                 for tx_id in result.attached:
                     self._index(self.tangle.get(tx_id), arrived, replay=True)
             self._recent = deque((t for t in self._recent if t in self.tangle), maxlen=RECENT)
@@ -243,7 +243,7 @@ class Node:
     def _attach(self, tx: Transaction, now: float, verdict: Verdict | None = None) -> AttachResult:
         """The node's one way into the engine: attach a transaction already through §5,
         then index and persist whatever got attached (released descendants too)."""
-        result = self.engine.attach(tx, now, verdict)
+        result = self.engine.attach_validated(tx, now, verdict)
         for tx_id in result.attached:
             attached = self.tangle.get(tx_id)
             self._index(attached, now)

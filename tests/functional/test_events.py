@@ -9,6 +9,7 @@ from collections.abc import Callable
 import aiohttp
 
 from tangle import encode_address
+from tangle.schema import Status
 from tests.functional.framework import NodeProcess, http, wait_until
 from tests.helpers import keypair
 
@@ -58,7 +59,7 @@ def test_events_stream_and_resume(spawn: Callable[..., NodeProcess]) -> None:
 
     # While nobody listens, another payment; a reconnect with since=last gets it.
     second = node.fund(EVE, 43)
-    wait_until(lambda: node.status(second) == "confirmed", 20, "the second payment")
+    wait_until(lambda: node.status(second) == Status.CONFIRMED, 20, "the second payment")
     missed = asyncio.run(
         collect(
             f"{base}?{topics}&since={last}",

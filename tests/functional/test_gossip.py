@@ -13,6 +13,7 @@ from tangle import encode_address, solve
 from tangle.node import wire
 from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
+from tangle.schema import Status
 from tests.functional.framework import DEV_PARAMS, NodeProcess, submit, wait_until
 from tests.helpers import keypair
 
@@ -43,14 +44,14 @@ def test_three_nodes_converge(spawn: Callable[..., NodeProcess]) -> None:
     wait_until(converged, 30, "the same transactions and balances on every node")
     try:
         wait_until(
-            lambda: all(n.status(t) == "confirmed" for n in nodes for t in [*ids, pay.id]),
+            lambda: all(n.status(t) == Status.CONFIRMED for n in nodes for t in [*ids, pay.id]),
             60,
             "every node to confirm every payment",
         )
     except AssertionError:
         for i, node in enumerate(nodes):  # what is stuck where, for the failure report
             for t in [*ids, pay.id]:
-                if node.status(t) != "confirmed":
+                if node.status(t) != Status.CONFIRMED:
                     meta = node.get(f"/api/v1/transactions/{t.hex()}").json["metadata"]
                     print(f"n{i} {t.hex()[:12]} {meta}")
             print(f"n{i} info {node.get('/api/v1/info').json}")
@@ -72,7 +73,7 @@ def test_a_node_cut_off_catches_up(spawn: Callable[..., NodeProcess]) -> None:
     assert n1.stop() == 0
     later = [n0.fund(CAROL, 7) for _ in range(6)]
     later.append(n0.fund(DAVE, 3))
-    wait_until(lambda: all(n0.status(t) == "confirmed" for t in later), 20, "n0 confirmations")
+    wait_until(lambda: all(n0.status(t) == Status.CONFIRMED for t in later), 20, "n0 confirmations")
     n1.start()  # new port, same data; it dials n0 again
     wait_until(lambda: all(n1.status(t) is not None for t in later), 30, "n1 to catch up")
     wait_until(lambda: state(n1) == state(n0), 30, "the same state")

@@ -13,6 +13,7 @@ import pytest
 
 from tangle import NetworkParams, OutputId, TxId, build, encode_address
 from tangle.node import cli as tangle_cli
+from tangle.schema import Status
 from tests.functional.framework import NodeProcess, submit, wait_until
 from tests.helpers import keypair
 
@@ -74,7 +75,7 @@ def test_a_network_from_a_genesis_file(
         payments={BOB.address: 250, ALICE.address: 999_750},
     )
     assert submit(first, pay).status == 201
-    wait_until(lambda: second.status(pay.id) == "confirmed", 30, "the payment on the peer")
+    wait_until(lambda: second.status(pay.id) == Status.CONFIRMED, 30, "the payment on the peer")
     bob = second.get(f"/api/v1/addresses/{encode_address(BOB.address)}").json["balance"]
     assert bob["confirmed"] == "255"
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import pow
 from tangle import TxId, solve
+from tangle.schema import Status
 from tests.functional.framework import DEV_PARAMS, NodeProcess, http, submit, wait_until
 from tests.helpers import keypair
 
@@ -19,7 +20,7 @@ ALICE, BOB = keypair(11), keypair(12)
 
 
 def confirmed(node: NodeProcess, tx_id: TxId) -> bool:
-    return node.status(tx_id) == "confirmed"
+    return node.status(tx_id) == Status.CONFIRMED
 
 
 def test_payment_end_to_end(spawn: Callable[..., NodeProcess]) -> None:

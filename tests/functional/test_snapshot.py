@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tangle import TxId, encode_address
+from tangle.schema import Status
 from tangle.snapshot import decode_snapshot
 from tests.functional.framework import NodeProcess, submit, wait_until
 from tests.helpers import keypair
@@ -39,7 +40,7 @@ def pay_around(node: NodeProcess, rounds: int) -> list[TxId]:
         result = submit(node, tx)
         assert result.status == 201, result.raw
         sent.append(tx.id)
-        wait_until(lambda tx=tx: node.status(tx.id) == "confirmed", 20, "a payment to confirm")
+        wait_until(lambda tx=tx: node.status(tx.id) == Status.CONFIRMED, 20, "a payment to confirm")
         payer, payee = payee, payer
     return sent
 
@@ -47,7 +48,7 @@ def pay_around(node: NodeProcess, rounds: int) -> list[TxId]:
 def test_pruning_keeps_balances_and_survives_restart(spawn: Callable[..., NodeProcess]) -> None:
     node = spawn("pruner", *PRUNING)
     funding = node.fund(ALICE, 1_000)
-    wait_until(lambda: node.status(funding) == "confirmed", 20, "the funding to confirm")
+    wait_until(lambda: node.status(funding) == Status.CONFIRMED, 20, "the funding to confirm")
     sent = pay_around(node, 6)
     alice, bob = encode_address(ALICE.address), encode_address(BOB.address)
     expected = {alice: balance(node, alice), bob: balance(node, bob)}
@@ -82,14 +83,14 @@ def test_pruning_keeps_balances_and_survives_restart(spawn: Callable[..., NodePr
 def test_a_new_node_starts_from_a_peers_snapshot(spawn: Callable[..., NodeProcess]) -> None:
     source = spawn("source", *PRUNING)
     funding = source.fund(ALICE, 500)
-    wait_until(lambda: source.status(funding) == "confirmed", 20, "the funding to confirm")
+    wait_until(lambda: source.status(funding) == Status.CONFIRMED, 20, "the funding to confirm")
     pay_around(source, 4)
     wait_until(lambda: source.get("/api/v1/info").json["snapshot"]["pruned"] >= 3, 30, "a snapshot")
     newcomer = spawn("newcomer", "--snapshot-from", source.api, "--peer", source.api)
     started = newcomer.get("/api/v1/info").json["snapshot"]
     assert started["pruned"] >= 3  # it never saw the pruned history
     latest = pay_around(source, 2)[-1]
-    wait_until(lambda: newcomer.status(latest) == "confirmed", 30, "the newcomer to catch up")
+    wait_until(lambda: newcomer.status(latest) == Status.CONFIRMED, 30, "the newcomer to catch up")
     alice, bob = encode_address(ALICE.address), encode_address(BOB.address)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tangle.schema import Status
 from tests.functional.framework import NodeProcess, wait_until
 from wallet.client import NodeClient
 from wallet.errors import InsufficientFunds, NodeError, NodeUnreachable
@@ -64,7 +65,7 @@ async def test_tips_approve_and_errors(spawn: Callable[..., NodeProcess]) -> Non
         await Payer(client, alice).promote(funding)
         after = (await client.transaction(funding))["metadata"]["cumulative_weight"]
         assert after == weight + 1  # the promotion approves it
-        wait_until(lambda: node.status(funding) == "confirmed", 20, "the funding to confirm")
+        wait_until(lambda: node.status(funding) == Status.CONFIRMED, 20, "the funding to confirm")
 
 
 async def test_concurrent_payments_of_one_payer_never_share_a_coin(

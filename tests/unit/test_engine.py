@@ -31,7 +31,7 @@ def traffic(
     for i in range(count):
         now += step
         trunk, branch = engine.select_tips(rng, now)
-        engine.attach(
+        engine.attach_validated(
             transfer(
                 key, params, (trunk, branch), payload=f"r{now}".encode(), timestamp=int(now * 1000)
             ),
@@ -62,8 +62,8 @@ def test_exactly_one_of_a_conflicting_pair_is_confirmed(
     pair = engine.select_tips(rng, 0.0)
     to_bob = transfer(alice, params, pair, [source], {bob.address: 1000})
     to_carol = transfer(alice, params, pair, [source], {carol.address: 1000}, timestamp=2)
-    engine.attach(to_bob, 0.0)
-    engine.attach(to_carol, 0.0)
+    engine.attach_validated(to_bob, 0.0)
+    engine.attach_validated(to_carol, 0.0)
     traffic(engine, carol, params, rng, 0.0, 200)
     statuses = {engine.status(to_bob.id), engine.status(to_carol.id)}
     assert statuses == {TxStatus.CONFIRMED, TxStatus.CONFLICTING}
@@ -90,15 +90,15 @@ def test_approvers_of_a_loser_are_conflicting_and_may_reattach(
     source = output_of(genesis, alice.address)
     g = genesis.id
     to_bob = transfer(alice, params, (g, g), [source], {bob.address: 1000})
-    engine.attach(to_bob, 0.0)
+    engine.attach_validated(to_bob, 0.0)
     traffic(engine, carol, params, rng, 0.0, 60, confirm_every=5)
     assert engine.status(to_bob.id) is TxStatus.CONFIRMED
     late = transfer(alice, params, (g, g), [source], {carol.address: 1000}, timestamp=9)
-    engine.attach(late, 3.5)  # a double spend after the fact
+    engine.attach_validated(late, 3.5)  # a double spend after the fact
     engine.confirm(rng, 3.5)
     assert engine.conflict_reason(late.id) is ConflictReason.LOST_CONFLICT
     child = transfer(bob, params, (late.id, late.id), payload=b"approves the loser")
-    engine.attach(child, 3.6)
+    engine.attach_validated(child, 3.6)
     meta = engine.metadata(child.id, 3.6)
     assert meta.status is TxStatus.CONFLICTING
     assert meta.conflict_reason is ConflictReason.PARENT_CONFLICTING
@@ -112,7 +112,7 @@ def test_leaving_the_window_unconfirmed_is_orphaned(
     rng = random.Random(3)
     g = genesis.id
     lonely = transfer(carol, params, (g, g), payload=b"never confirmed")
-    engine.attach(lonely, 0.0)
+    engine.attach_validated(lonely, 0.0)
     engine.window.walkable[engine.window.slot(lonely.id)] = False  # walks never reach it
     traffic(engine, carol, params, rng, 0.0, 300, confirm_every=1000)
     meta = engine.metadata(lonely.id, 20.0)
@@ -127,7 +127,7 @@ def test_promote_advice_for_a_lagging_transaction(
     engine = engine_for(tangle)
     g = genesis.id
     tx = transfer(carol, params, (g, g), payload=b"slow")
-    engine.attach(tx, 0.0)
+    engine.attach_validated(tx, 0.0)
     assert not engine.metadata(tx.id, 0.5).should_promote  # too young to worry
     assert engine.metadata(tx.id, 2.0).should_promote  # pending, unconfirmed, 2 s old
 
@@ -149,12 +149,12 @@ def test_a_lone_payment_confirms_within_seconds_through_consolidation(
         [output_of(genesis, alice.address)],
         {bob.address: 1000},
     )
-    engine.attach(pay, 0.0)
+    engine.attach_validated(pay, 0.0)
     now = 0.0
     while engine.status(pay.id) is not TxStatus.CONFIRMED and now < 10.0:
         now += 0.1  # the node's timer
         if engine.consolidation_due(now):
-            engine.attach(
+            engine.attach_validated(
                 transfer(carol, params, engine.select_tips(rng, now), timestamp=int(now * 1000)),
                 now,
             )

@@ -17,11 +17,16 @@ exits.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
+
+import nacl.exceptions
 
 from wallet.cli import render
 from wallet.cli.context import Context
 from wallet.cli.parser import build_parser
+from wallet.errors import KdfFailed, StateError
+from wallet.ops import STATE_FILE
 
 __all__ = ["build_parser", "main"]
 
@@ -37,8 +42,15 @@ async def _run(ctx: Context) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code."""
     args = build_parser().parse_args(argv)
+    ctx = Context(args)
     try:
-        return asyncio.run(_run(Context(args)))
+        try:
+            return asyncio.run(_run(ctx))
+        # The backstop boundary for foreign errors the modules below did not map.
+        except sqlite3.Error as exc:  # a state file: locked, damaged, not a database
+            raise StateError(ctx.directory / STATE_FILE, str(exc)) from None
+        except nacl.exceptions.CryptoError as exc:  # libsodium (argon2id memory, limits)
+            raise KdfFailed(str(exc) or type(exc).__name__) from None
     except KeyboardInterrupt:
         render.report_interrupted()
         return render.EXIT_INTERRUPTED

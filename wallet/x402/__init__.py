@@ -8,9 +8,17 @@
 - :mod:`~wallet.x402.client`: :class:`PayingSession`, which pays within budgets;
 - :mod:`~wallet.x402.streams`: a deposit, then a signed voucher per window, and a refund.
 
-The errors are in :mod:`wallet.errors` (``PaymentError`` and below, ``VoucherRefused``).
+The errors live in :mod:`wallet.errors` (``PaymentError`` and below, ``VoucherRefused``)
+and are re-exported here, where they were before.
 """
 
+from wallet.errors import (
+    BudgetExceeded,
+    PaymentError,
+    PaymentPending,
+    PaymentRefused,
+    VoucherRefused,
+)
 from wallet.x402.client import PaidResponse, PayingSession
 from wallet.x402.protocol import (
     NONCE_SIZE,
@@ -61,12 +69,16 @@ __all__ = [
     "RESPONSE_HEADER",
     "VOUCHER_HEADER",
     "X402_VERSION",
+    "BudgetExceeded",
     "ConsumedStore",
     "Invoice",
     "InvoiceStore",
     "MemoryStore",
     "PaidResponse",
     "PayingSession",
+    "PaymentError",
+    "PaymentPending",
+    "PaymentRefused",
     "Paywall",
     "Refusal",
     "Settled",
@@ -75,6 +87,7 @@ __all__ = [
     "StreamSeller",
     "StreamSession",
     "Voucher",
+    "VoucherRefused",
     "VoucherRule",
     "buy_stream",
     "bytes_covered",

@@ -25,7 +25,7 @@ from tangle.schema import Status
 from tangle.transaction import Transaction, TxId, decode
 from wallet.audit import fetch_transaction
 from wallet.client import NodeClient
-from wallet.errors import AuditError, NodeError
+from wallet.errors import AuditError, MalformedAnswer, NodeError
 from wallet.x402.protocol import (
     EXACT,
     NONCE_SIZE,
@@ -209,6 +209,8 @@ class Paywall:
             await self.client.submit(tx)
         except NodeError as exc:
             return f"the node refused the transaction: {exc.message}"
+        except MalformedAnswer as exc:
+            return f"the node's answer to the transaction is not its API's: {exc}"
         return ""
 
     async def _wait(self, tx_id: TxId, status: str) -> str:

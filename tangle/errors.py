@@ -6,6 +6,8 @@
       EncodingError(TangleError, ValueError)    bad bytes or text: truncated, trailing,
                                                 oversize, non-canonical, out of range
         AddressError(EncodingError)             a text address: prefix, checksum, length
+        tangle.schema.SchemaError(EncodingError)
+                                                a JSON body not of the API's documented shape
       InvalidTransaction(TangleError, ValueError)
                                                 a stateless rule of PROTOCOL §5 is broken
         WrongNetwork                            §5.2
@@ -15,6 +17,9 @@
       InvalidGenesis(TangleError, ValueError)   §8.1
       UnknownTransaction(TangleError, KeyError) a lookup of an id nobody attached
       InconsistentCone(TangleError, ValueError) a ledger view asked of a conflicting cone
+
+The node's tree (``tangle.node.errors.NodeError``) and the wallet's
+(``wallet.errors.WalletError``) hang below ``TangleError`` too.
 
 Every exception keeps its raw arguments in ``args`` (so it pickles across a process
 pool) and builds its message in ``__str__``: what was wrong, expected against actual.

@@ -22,7 +22,7 @@ from typing import Any
 
 from tangle.address import Address, decode_address, encode_address
 from tangle.engine import TxMetadata
-from tangle.errors import EncodingError, TangleError
+from tangle.errors import EncodingError
 from tangle.ledger import ConflictReason
 from tangle.tangle import TxStatus
 from tangle.transaction import Output, OutputId, Transaction, TxId
@@ -83,17 +83,9 @@ class ErrorCode(StrEnum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
-class SchemaError(TangleError, ValueError):
-    """A JSON body that does not have the documented shape."""
-
-    def __init__(self, field: str, expected: str, actual: str) -> None:
-        super().__init__(field, expected, actual)
-        self.field = field
-        self.expected = expected
-        self.actual = actual
-
-    def __str__(self) -> str:
-        return f"{self.field}: expected {self.expected}, got {self.actual}"
+class SchemaError(EncodingError):
+    """A JSON body that does not have the documented shape (``field``: where, as
+    ``outputs[0].amount``; expected against actual, like any encoding error)."""
 
 
 # -- reading helpers ----------------------------------------------------------------------

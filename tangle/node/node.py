@@ -265,18 +265,7 @@ class Node:
             self.events.attached(tx, self.engine.conflict_reason(tx.id))
         self._arrivals.append(self.clock())
 
-    # -- the node's own transactions (tangle.node.issuing) -------------------------------------
-
-    async def issue(
-        self,
-        key: Keypair,
-        inputs: list[OutputId],
-        payments: dict[Address, int],
-        payload: bytes,
-        *,
-        promote: TxId | None = None,
-    ) -> Transaction:
-        return await self.issuer.issue(key, inputs, payments, payload, promote=promote)
+    # -- the node's own transactions (tangle.node.issuing; node.issuer.issue for more) --------
 
     def tips_approving(self, wanted: list[TxId]) -> tuple[TxId, TxId]:
         return self.issuer.tips_approving(wanted)

@@ -52,7 +52,7 @@ async def settle(node: Node, rounds: int = 3) -> None:
     """Empty transactions on the walk's tips, confirmation passes after each."""
     for _ in range(rounds):
         tick(node, 0.2)
-        await node.issue(node.key, [], {}, b"")
+        await node.issuer.issue(node.key, [], {}, b"")
         node.confirm()
 
 
@@ -122,7 +122,7 @@ async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
     for _ in range(3):
         for _ in range(20):
             tick(node, 1)
-            await node.issue(node.key, [], {}, b"")
+            await node.issuer.issue(node.key, [], {}, b"")
             node.confirm()
         tick(node, 100)
         await settle(node, 2)

@@ -158,15 +158,32 @@ async def statuses(
 
 
 async def submit(session: aiohttp.ClientSession, api: str, tx: Transaction) -> tuple[int, str]:
-    """(HTTP status, error code or "")."""
-    async with session.post(
-        f"{api}/api/v1/transactions",
-        data=tx.encode(),
-        headers={"Content-Type": "application/octet-stream"},
-    ) as response:
-        body = await response.json()
-        code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
-        return response.status, code
+    """(HTTP status, error code or ""); a 503 with ``Retry-After`` (an overloaded node) is
+    sent again after that wait times a random factor in [0.5, 1.5), as a device would,
+    for up to ``RETRY_PATIENCE`` seconds (each such wait is counted in ``DEFERRED``)."""
+    deadline = time.monotonic() + RETRY_PATIENCE
+    while True:
+        async with session.post(
+            f"{api}/api/v1/transactions",
+            data=tx.encode(),
+            headers={"Content-Type": "application/octet-stream"},
+        ) as response:
+            body = await response.json()
+            code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
+            later = response.headers.get("Retry-After", "")
+        if response.status != 503 or not later.isdigit():
+            return response.status, code
+        wait = int(later) * JITTER.uniform(0.5, 1.5)
+        if time.monotonic() + wait > deadline:
+            return response.status, code
+        DEFERRED[code] = DEFERRED.get(code, 0) + 1
+        await asyncio.sleep(wait)
+
+
+RETRY_PATIENCE = 30.0
+JITTER = random.Random(11)
+DEFERRED: dict[str, int] = {}
+"""503 answers honoured by waiting (by error code), over the whole run."""
 
 
 async def load_phase(
@@ -250,6 +267,7 @@ async def load_phase(
         "confirmation_rate": round(len(confirmed) / max(1, len(acked)), 4),
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
         "refused": refused,
+        "deferred": dict(DEFERRED),
         "submission_window_s": round(submitted_by - began, 2),
     }
 

@@ -79,8 +79,11 @@ class ErrorCode(StrEnum):
     INVALID_VALUE = "invalid_value"
     INVALID = "invalid"
     UNKNOWN_PARENT = "unknown_parent"
-    # 503
+    # 503, with Retry-After
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    OVERLOADED = "overloaded"
+    """The node is behind (tangle.node.load): nothing was read; retry after
+    ``retry_after_s`` seconds (also the ``Retry-After`` header), with jitter."""
 
 
 class SchemaError(EncodingError):

@@ -6,11 +6,20 @@ errors, timeouts), :class:`~wallet.errors.NodeError` (status, code, message, ext
 fields) when the node answers with an error object, and
 :class:`~wallet.errors.MalformedAnswer` when an answer is not of the shape
 :mod:`tangle.schema` documents. Amounts come back as ints; ids as :class:`TxId`.
+
+A node that is behind answers 503 with ``Retry-After`` (codes ``overloaded`` and
+``storage_unavailable``) before it does anything with a request: the client waits that
+long, times a random factor in [0.5, 1.5) so that many devices do not come back at
+once, and asks again, for up to ``patience`` seconds; then the 503 is raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,6 +37,10 @@ DEFAULT_NODE = "http://127.0.0.1:14265"
 DEFAULT_TIMEOUT = 30.0
 STATUS_CHUNK = 1000
 """Ids per ``POST /transactions/statuses`` (the node's limit)."""
+PATIENCE = 30.0
+"""Seconds a request keeps honouring ``Retry-After`` before it raises the 503."""
+RETRY_LATER = frozenset({schema.ErrorCode.OVERLOADED, schema.ErrorCode.STORAGE_UNAVAILABLE})
+"""503 codes that mean "nothing was done, come back later"."""
 
 OutputInfo = OutputView
 """An output as the node reports it (:class:`tangle.schema.OutputView`)."""
@@ -68,11 +81,34 @@ def _params(info: Any) -> NetworkParams:
         raise SchemaError("network", "a u64 id and 0..256 bits", str(exc)) from None
 
 
+def retry_after(exc: NodeError) -> float | None:
+    """Seconds the node asked to wait before asking again, or None when it did not."""
+    seconds = exc.extra.get("retry_after_s")
+    if exc.status != 503 or exc.code not in RETRY_LATER:
+        return None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        return None
+    return float(seconds)
+
+
 class NodeClient:
     """One node's API. Use ``async with NodeClient(url) as node:`` or call :meth:`close`."""
 
-    def __init__(self, url: str = DEFAULT_NODE, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_NODE,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        patience: float = PATIENCE,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.patience = patience
+        self._rng = rng or random.Random(secrets.randbits(64))
+        self._sleep = sleep
+        self.retried = 0
+        """Requests asked again after a ``Retry-After`` (a device's view of overload)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._params: NetworkParams | None = None
@@ -107,7 +143,22 @@ class NodeClient:
     async def request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
     ) -> tuple[int, Any]:
-        """(status, decoded JSON body) for a 2xx answer; errors raise."""
+        """(status, decoded JSON body) for a 2xx answer; errors raise. A 503 with
+        ``Retry-After`` is asked again after a jittered wait, for up to ``patience`` s."""
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                return await self._request_once(method, path, json=json, params=params)
+            except NodeError as exc:
+                wait = retry_after(exc)
+                if wait is None or time.monotonic() + wait > deadline:
+                    raise
+            self.retried += 1
+            await self._sleep(wait * self._rng.uniform(0.5, 1.5))
+
+    async def _request_once(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         url = f"{self.url}{path}"
         data = None if json is None else orjson.dumps(json)
         headers = {"Content-Type": "application/json"} if data is not None else None
@@ -117,6 +168,7 @@ class NodeClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
+                later = response.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
         try:
@@ -129,7 +181,10 @@ class NodeClient:
             body = None  # an error answer without an error object: its text is the message
         if status >= 400:
             error = schema.error_from_json(body, raw.decode(errors="replace")[:200])
-            raise NodeError(status, error.code, error.message, error.extra)
+            extra = dict(error.extra)
+            if later is not None and later.isdigit():
+                extra.setdefault("retry_after_s", int(later))
+            raise NodeError(status, error.code, error.message, extra)
         return status, body
 
     # -- the API ---------------------------------------------------------------------------

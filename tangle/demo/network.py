@@ -21,14 +21,19 @@ import aiohttp
 
 from tangle.address import Address, encode_address
 from tangle.builder import build, payments_with_change, select_inputs
+from tangle.ledger import ConflictReason
 from tangle.node.devnet import Devnet, start_devnet
 from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
-from tangle.schema import Status
+from tangle.schema import ErrorCode, Status
 from tangle.signing import Keypair
 from tangle.transaction import OutputId, TxId
 from tangle.validation import NetworkParams
 
 PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
+STALE_VIEW = ConflictReason.INPUT_NOT_IN_CONE.name.lower()
+"""The conflict reason of a payment whose tips do not see its coins: fresh tips mend it."""
+RETRY_PATIENCE = 30.0
+"""Seconds a device keeps honouring ``Retry-After`` before it counts a refusal."""
 PRICE_PER_KWH = 25
 PRICE_PER_KIB = 2
 
@@ -53,6 +58,8 @@ class Stats:
     submitted: dict[TxId, float] = field(default_factory=dict)
     confirmed_after: dict[TxId, float] = field(default_factory=dict)
     refused: int = 0
+    retried: int = 0
+    """Requests asked again after an overloaded node's ``Retry-After``."""
 
 
 class NetworkDemo:
@@ -73,8 +80,19 @@ class NetworkDemo:
         self.paid_wh = 0
 
     async def json(self, method: str, url: str, body: object = None) -> tuple[int, dict]:  # type: ignore[type-arg]
-        async with self.session.request(method, url, json=body) as response:
-            return response.status, await response.json()
+        """One request; a 503 with ``Retry-After`` (an overloaded node) is asked again
+        after that many seconds times a random factor in [0.5, 1.5), for up to 30 s."""
+        deadline = time.monotonic() + RETRY_PATIENCE
+        while True:
+            async with self.session.request(method, url, json=body) as response:
+                later = response.headers.get("Retry-After", "")
+                if response.status != 503 or not later.isdigit():
+                    return response.status, await response.json()
+            wait = int(later) * self.rng.uniform(0.5, 1.5)
+            if time.monotonic() + wait > deadline:
+                return 503, {"error": {"code": "overloaded"}}
+            self.stats.retried += 1
+            await asyncio.sleep(wait)
 
     async def fund(self) -> None:
         for i, (name, amount) in enumerate((("car", 20_000), ("buyer", 5_000))):
@@ -144,8 +162,10 @@ class NetworkDemo:
                 payer.sent += 1
                 self.stats.submitted[tx.id] = time.monotonic()
                 return True
-            if "INPUT_NOT_IN_CONE" not in str(body):
-                break
+            error = body.get("error", {})
+            stale_view = error.get("conflict_reason") == STALE_VIEW
+            if not (stale_view or error.get("code") == ErrorCode.UNKNOWN_PARENT):
+                break  # fresh tips mend a stale view or an unknown parent; nothing else
         self.stats.refused += 1
         return False
 

@@ -2,8 +2,10 @@
 
 Every error leaves one middleware with the right status: 400 for bytes or text that do
 not parse, 404 for unknown ids, 409 for a spend of something already spent, 413 for an
-oversize body, 422 for a well-formed transaction the rules refuse, 503 when storage
-fails. Amounts are decimal strings of the smallest unit; ids are lowercase hex.
+oversize body, 422 for a well-formed transaction the rules refuse, 503 with
+``Retry-After`` when storage fails or the node is overloaded (then before it reads the
+body: tangle.node.load). Amounts are decimal strings of the smallest unit; ids are
+lowercase hex.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from tangle.transaction import OutputId, TxId
 
 log = logging.getLogger(__name__)
 NODE = web.AppKey("node", Node)
+STORAGE_RETRY_AFTER = 1
+"""Seconds a client waits after a failed commit (the node writes it again after 1 s)."""
 MAX_BODY = 128 * 1024
 """Bodies up to 128 KiB: a status query of 1000 ids is 66 KB; a transaction in hex 28 KB
 (and the transaction decoder enforces its own, smaller, limit)."""
@@ -69,7 +73,10 @@ async def errors(
     try:
         return await handler(request)
     except Rejected as exc:
-        return error(exc.status, exc.code, exc.message, exc.extra)
+        response = error(exc.status, exc.code, exc.message, exc.extra)
+        if "retry_after_s" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+        return response
     except AddressError as exc:
         return error(400, ErrorCode.INVALID_ADDRESS, str(exc))
     except EncodingError as exc:
@@ -79,7 +86,14 @@ async def errors(
         return error(422, code, str(exc))
     except StorageError as exc:
         log.error("storage failed: %s", exc)
-        return error(503, ErrorCode.STORAGE_UNAVAILABLE, "the node cannot write to its database")
+        response = error(
+            503,
+            ErrorCode.STORAGE_UNAVAILABLE,
+            "the node cannot write to its database",
+            {"retry_after_s": STORAGE_RETRY_AFTER},
+        )
+        response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER)
+        return response
     except web.HTTPRequestEntityTooLarge:
         return error(413, ErrorCode.TOO_LARGE, f"request bodies are at most {MAX_BODY} bytes")
     except web.HTTPException as exc:
@@ -195,11 +209,12 @@ async def tips(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    if request.content_type == "application/octet-stream":
-        raw = await request.read()
-    else:
-        raw = parse_hex("raw", _field(await _json(request), "raw", str))
-    result = await node.submit(raw)
+    with node.submission_slot():  # a 503 before reading, decoding or verifying anything
+        if request.content_type == "application/octet-stream":
+            raw = await request.read()
+        else:
+            raw = parse_hex("raw", _field(await _json(request), "raw", str))
+        result = await node.submit(raw)
     return json_response(schema.tx_id_to_json(result.tx_id), 201 if result.created else 200)
 
 
@@ -393,7 +408,8 @@ def _openapi() -> dict[str, Any]:
             "/api/v1/transactions": {
                 "post": op(
                     "Submit a transaction: {'raw': hex} or application/octet-stream; "
-                    "201 once durable, 200 if known",
+                    "201 once durable, 200 if known; 503 overloaded (with Retry-After) "
+                    "before the body is read when the node is behind",
                     200,
                     201,
                     400,

@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument(
         "--max-transactions", type=int, help="transactions kept at most (default 50000)"
     )
+    node.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="submissions admitted at once; past that the API answers 503 (default 1024)",
+    )
     node.add_argument("--prune-interval", type=float, help="seconds between pruning checks")
     node.add_argument(
         "--snapshot-from", metavar="URL", help="start an empty node from this peer's snapshot"
@@ -253,6 +258,7 @@ def run_node(args: argparse.Namespace) -> int:
                 "faucet_index": args.faucet_index,
                 "prune_age": args.prune_age,
                 "max_transactions": args.max_transactions,
+                "max_in_flight": args.max_in_flight,
                 "prune_interval": args.prune_interval,
                 "snapshot_from": args.snapshot_from,
                 "genesis": args.genesis,

@@ -53,6 +53,11 @@ class NodeConfig:
     genesis: str = ""
     """A genesis file (``tangle genesis`` writes one): required without ``--dev``; it fixes
     the network id, the base difficulty and the allocations every node must agree on."""
+    max_in_flight: int = 1024
+    """Submissions admitted at once; past that, and past a commit lag of
+    ``max_commit_lag`` seconds or a half-full gossip queue, the API answers 503 with
+    ``Retry-After`` before reading the body (tangle.node.load)."""
+    max_commit_lag: float = 2.0
     snapshot_from: str = ""
     """A peer's API URL: a node with an empty data dir starts from that peer's snapshot
     instead of the genesis, and fetches the rest by gossip."""
@@ -70,6 +75,10 @@ class NodeConfig:
             )
         if self.prune_age < 0 or self.prune_interval <= 0:
             raise ConfigError("prune_age must be >= 0 and prune_interval positive")
+        if self.max_in_flight < 1:
+            raise ConfigError(f"max_in_flight: expected >= 1, got {self.max_in_flight}")
+        if self.max_commit_lag <= 0:
+            raise ConfigError(f"max_commit_lag: expected > 0 s, got {self.max_commit_lag}")
         if self.max_transactions < 100:
             raise ConfigError(f"max_transactions: expected >= 100, got {self.max_transactions}")
         if self.snapshot_from and not self.snapshot_from.startswith(("http://", "https://")):
@@ -94,6 +103,7 @@ _ENV = {
     "TANGLE_FAUCET_INDEX": "faucet_index",
     "TANGLE_PRUNE_AGE": "prune_age",
     "TANGLE_MAX_TRANSACTIONS": "max_transactions",
+    "TANGLE_MAX_IN_FLIGHT": "max_in_flight",
     "TANGLE_SNAPSHOT_FROM": "snapshot_from",
     "TANGLE_GENESIS": "genesis",
 }

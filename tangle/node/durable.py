@@ -49,6 +49,12 @@ class Durability:
     def is_durable(self, tx_id: TxId) -> bool:
         return tx_id not in self._uncommitted
 
+    def oldest_waiting_since(self) -> float | None:
+        """When the oldest row not yet committed was attached (None when none waits)."""
+        for _, _, arrived in self._uncommitted.values():  # insertion order: oldest first
+            return arrived
+        return None
+
     async def wait(self, tx_id: TxId) -> None:
         """Return once ``tx_id``'s row is committed (at once if it is).
 

@@ -120,6 +120,11 @@ class Gossip:
         self.received = 0
         self.forwarded = 0
         node.on_new.append(self.broadcast)
+        node.backlog = self.backlog
+
+    def backlog(self) -> float:
+        """How full the ingest queue is, 0..1 (the node sheds API load past a bound)."""
+        return self._ingest.qsize() / INGEST
 
     @property
     def peers(self) -> dict[bytes, Peer]:

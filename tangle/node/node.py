@@ -20,21 +20,24 @@ signature checks and proof of work go to threads, SQLite commits to its writer t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import tangle
 from pow.adaptive import IssuerRates
+from tangle import balances
 from tangle.address import Address
 from tangle.admission import Refusal, RefusalReason, admit
+from tangle.balances import AddressIndex
 from tangle.engine import Engine, EngineParams, TxMetadata
 from tangle.errors import UnknownTransaction
-from tangle.ledger import ConflictReason, Verdict
+from tangle.ledger import Verdict
 from tangle.node import bootstrap
 from tangle.node.config import NodeConfig, resolve_genesis
 from tangle.node.durable import Durability
@@ -42,6 +45,7 @@ from tangle.node.errors import Rejected, StorageError
 from tangle.node.events import EventLog
 from tangle.node.genesis import dev_faucet_key
 from tangle.node.issuing import Issuer
+from tangle.node.load import Load, LoadLimits, Shed, shed
 from tangle.node.parents import ParentWaits
 from tangle.node.storage import SqliteStore
 from tangle.pruning import PrunePolicy, prune_plan
@@ -103,7 +107,7 @@ class Node:
         self.issuer = Issuer(self, self.key, self.faucet)
         self.events = EventLog()
         self.snapshot_id = self.tangle.snapshot.id
-        self._by_address: dict[Address, list[OutputId]] = {}
+        self._addresses = AddressIndex(self.tangle.snapshot)
         self._arrived: dict[TxId, float] = {}
         """When each transaction above the snapshot arrived (pruning goes by age)."""
         self._parent_waits = ParentWaits()
@@ -119,7 +123,13 @@ class Node:
         """False while replaying the database: old history is not news."""
         self.on_new: list[Callable[[Transaction], None]] = []
         """Called with each transaction this node admitted fresh (gossip forwards them)."""
-        self._index_snapshot()
+        self.limits = LoadLimits(
+            max_in_flight=config.max_in_flight, max_commit_lag=config.max_commit_lag
+        )
+        self.in_flight = 0
+        """Submissions between arrival and acknowledgement."""
+        self.backlog: Callable[[], float] = lambda: 0.0
+        """How full the gossip ingest queue is, 0..1 (set by the gossip driver's owner)."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -159,9 +169,8 @@ class Node:
             self.tangle = Tangle(snapshot, self.params)
             self.engine = Engine(self.tangle, EngineParams(), now=self.clock(), confirmed=confirmed)
             self.snapshot_id = snapshot.id
-            self._by_address = {}
+            self._addresses = AddressIndex(snapshot)
             self._arrived = {}
-            self._index_snapshot()
             for tx, arrived in rows:
                 result = self.engine.attach_validated(tx, arrived)
                 for tx_id in result.attached:
@@ -170,10 +179,6 @@ class Node:
             self.issuer.forget_missing()
         finally:
             self.live = live
-
-    def _index_snapshot(self) -> None:
-        for oid, output in self.tangle.snapshot.outputs:
-            self._by_address.setdefault(output.address, []).append(oid)
 
     async def stop(self) -> None:
         """Stop the loops, flush the writer, close the database. Idempotent."""
@@ -187,6 +192,34 @@ class Node:
         await asyncio.to_thread(self.store.close)
 
     # -- ingest ------------------------------------------------------------------------------
+
+    def load(self) -> Load:
+        """How far behind this node is (tangle.node.load)."""
+        oldest = self.durable.oldest_waiting_since()
+        lag = 0.0 if oldest is None else max(0.0, self.clock() - oldest)
+        return Load(self.in_flight, lag, self.backlog())
+
+    @contextlib.contextmanager
+    def submission_slot(self) -> Iterator[None]:
+        """One submission in flight, from before its body is read to its answer; or, when
+        the node is behind (tangle.node.load), a 503 before anything is read.
+
+        Raises:
+            Rejected: ``overloaded``, with ``retry_after_s``.
+        """
+        refused: Shed | None = shed(self.load(), self.limits)
+        if refused is not None:
+            raise Rejected(
+                ErrorCode.OVERLOADED,
+                refused.message,
+                503,
+                extra={"retry_after_s": refused.retry_after, "signal": refused.signal},
+            )
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     async def submit(self, raw: bytes) -> Submitted:
         """Admit a fresh transaction and return once it is durable.
@@ -253,11 +286,7 @@ class Node:
     def _index(self, tx: Transaction, arrived: float, *, replay: bool = False) -> None:
         self._arrived[tx.id] = arrived
         self._parent_waits.arrived(tx.id)
-        ledger = self.tangle.ledger
-        for index, output in enumerate(tx.outputs):
-            oid = OutputId(tx.id, index)
-            if not ledger.in_base(oid):  # a snapshot's output is indexed already
-                self._by_address.setdefault(output.address, []).append(oid)
+        self._addresses.add(tx, self.tangle.ledger)
         self._recent.append(tx.id)
         if replay:
             return  # old news: no events, and no arrivals for the throughput figure
@@ -381,10 +410,6 @@ class Node:
 
     # -- what gossip asks of the node ------------------------------------------------------------
 
-    def has(self, tx_id: TxId) -> bool:
-        """Attached here."""
-        return tx_id in self.tangle
-
     def knows(self, tx_id: TxId) -> bool:
         """Attached, waiting for parents, or pruned into the snapshot: not to be asked for."""
         return tx_id in self.tangle or self.tangle.is_buffered(tx_id) or tx_id in self._pruned_ids
@@ -420,10 +445,6 @@ class Node:
     def metadata(self, tx_id: TxId) -> TxMetadata:
         return self.engine.metadata(tx_id, self.clock())
 
-    def is_live(self, tx_id: TxId) -> bool:
-        """Confirmed or pending (not conflicting, not orphaned)."""
-        return self.engine.status(tx_id).live
-
     def counts(self) -> dict[str, int]:
         """Held transactions by status, and the tangle's figures (``/info``, ``/metrics``)."""
         return {
@@ -444,42 +465,18 @@ class Node:
         return self.tangle.ledger.output(output_id)
 
     def outputs_of(self, address: Address) -> list[tuple[OutputId, Output]]:
-        ledger = self.tangle.ledger
-        found = []
-        for oid in self._by_address.get(address, []):
-            output = ledger.output(oid)
-            if output is not None:
-                found.append((oid, output))
-        return found
+        return self._addresses.outputs_of(address, self.tangle.ledger)
 
     def output_status(self, output_id: OutputId) -> TxStatus:
-        """The status of the output's creator; a snapshot's outputs are confirmed."""
-        if self.tangle.ledger.in_base(output_id) or output_id.tx_id not in self.tangle:
-            return TxStatus.CONFIRMED  # the genesis's, or history the snapshot replaced
-        return self.engine.status(output_id.tx_id)
+        return balances.output_status(self.engine, output_id)
 
     def spent(self, output_id: OutputId, *, confirmed_only: bool) -> TxId | None:
-        """A spender of ``output_id`` that counts: confirmed, or also pending."""
-        for spender in self.tangle.ledger.spenders(output_id):
-            status = self.engine.status(spender)
-            if status is TxStatus.CONFIRMED or (not confirmed_only and status is TxStatus.PENDING):
-                return spender
-        return None
+        return balances.spender(self.engine, output_id, confirmed_only=confirmed_only)
 
     def balances(self, address: Address) -> tuple[int, int]:
-        """(confirmed, pending): pending counts unconfirmed, unconflicted payments too."""
-        confirmed = pending = 0
-        for oid, output in self.outputs_of(address):
-            status = self.output_status(oid)
-            if status is TxStatus.CONFIRMED and self.spent(oid, confirmed_only=True) is None:
-                confirmed += output.amount
-            if status.live and self.spent(oid, confirmed_only=False) is None:
-                pending += output.amount
-        return confirmed, pending
+        """(confirmed, pending) of ``address`` (tangle.balances)."""
+        return balances.balances(self.engine, self.outputs_of(address))
 
     def throughput(self, window: float = 10.0) -> float:
         now = self.clock()
         return sum(1 for t in self._arrivals if now - t <= window) / window
-
-    def conflict_reason(self, tx_id: TxId) -> ConflictReason:
-        return self.engine.conflict_reason(tx_id)

@@ -46,9 +46,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str =
 
 
 class HttpResult:
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.raw = body
+        self.headers = headers or {}
 
     @property
     def json(self) -> Any:
@@ -69,9 +70,9 @@ def http(
         request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return HttpResult(response.status, response.read())
+            return HttpResult(response.status, response.read(), dict(response.headers))
     except urllib.error.HTTPError as exc:
-        return HttpResult(exc.code, exc.read())
+        return HttpResult(exc.code, exc.read(), dict(exc.headers))
 
 
 class NodeProcess(LocalNode):

@@ -1,0 +1,92 @@
+"""Load shedding: refuse a submission early and cheaply when the node is behind (pure).
+
+Above its capacity a node that queues every submission makes everything slower: its
+queues grow, gossip falls behind, payments approve parents other nodes have not heard
+of, and the work done for them is lost (congestion collapse). So before it reads, decodes
+or verifies a submission, the API asks :func:`shed` whether the node is behind, from three
+signals the node measures (:class:`Load`):
+
+- **in flight**: submissions between arrival and acknowledgement (being verified,
+  waiting for parents, waiting for their commit);
+- **commit lag**: seconds the oldest attached but unacknowledged row has waited for
+  the disk;
+- **gossip backlog**: how full the gossip ingest queue is (transactions from peers not
+  yet verified and attached).
+
+Past a bound (:class:`LoadLimits`) the answer is a :class:`Shed`: the API replies 503 with
+``Retry-After`` and a JSON error (code ``overloaded``) naming the signal, expected
+against actual; nothing was read, so nothing is lost, and nothing already acknowledged
+is ever dropped. ``Retry-After`` grows with how far past the bound the node is, so
+that clients that honour it (with jitter) spread their retries out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_RETRY_AFTER = 30
+"""Seconds: the longest ``Retry-After`` the node asks for."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadLimits:
+    """The bounds past which a node refuses new submissions (``tangle node`` settings)."""
+
+    max_in_flight: int = 1024
+    """Submissions being admitted at once (``--max-in-flight``)."""
+    max_commit_lag: float = 2.0
+    """Seconds the oldest unacknowledged row may wait for its commit."""
+    max_backlog: float = 0.5
+    """Share of the gossip ingest queue that may be in use."""
+    retry_after: float = 1.0
+    """Seconds to ask for at the bound; more the further past it."""
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight: expected >= 1, got {self.max_in_flight}")
+        if self.max_commit_lag <= 0 or self.retry_after <= 0:
+            raise ValueError("max_commit_lag and retry_after: expected > 0 seconds")
+        if not 0 < self.max_backlog <= 1:
+            raise ValueError(f"max_backlog: expected in (0, 1], got {self.max_backlog}")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """How far behind a node is, right now."""
+
+    in_flight: int
+    commit_lag: float
+    """Seconds."""
+    backlog: float
+    """0..1: the share of the gossip ingest queue in use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shed:
+    """Refuse, and ask the client to come back after ``retry_after`` whole seconds."""
+
+    signal: str
+    """``in_flight``, ``commit_lag`` or ``backlog``."""
+    message: str
+    retry_after: int
+
+
+def shed(load: Load, limits: LoadLimits) -> Shed | None:
+    """None when the node can take a submission; else why not and when to retry."""
+    signals: list[tuple[str, float, float]] = [  # (signal, bound, actual)
+        ("in_flight", limits.max_in_flight, load.in_flight),
+        ("commit_lag", limits.max_commit_lag, load.commit_lag),
+        ("backlog", limits.max_backlog, load.backlog),
+    ]
+    signal, bound, actual = max(signals, key=lambda s: s[2] / s[1])
+    ratio = actual / bound
+    if ratio < 1:
+        return None
+    wait = min(MAX_RETRY_AFTER, max(1, math.ceil(limits.retry_after * ratio)))
+    what = {
+        "in_flight": f"submissions in flight: expected fewer than {bound:g}, got {actual:g}",
+        "commit_lag": f"commit lag: expected at most {bound:g} s, got {actual:.2f} s",
+        "backlog": f"gossip backlog: expected at most {bound:.0%} of the queue, got {actual:.0%}",
+    }[signal]
+    return Shed(signal, f"the node is overloaded ({what}): retry after {wait} s", wait)

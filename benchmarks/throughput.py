@@ -157,33 +157,25 @@ async def statuses(
     return answer
 
 
-async def submit(session: aiohttp.ClientSession, api: str, tx: Transaction) -> tuple[int, str]:
-    """(HTTP status, error code or ""); a 503 with ``Retry-After`` (an overloaded node) is
-    sent again after that wait times a random factor in [0.5, 1.5), as a device would,
-    for up to ``RETRY_PATIENCE`` seconds (each such wait is counted in ``DEFERRED``)."""
-    deadline = time.monotonic() + RETRY_PATIENCE
-    while True:
-        async with session.post(
-            f"{api}/api/v1/transactions",
-            data=tx.encode(),
-            headers={"Content-Type": "application/octet-stream"},
-        ) as response:
-            body = await response.json()
-            code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
-            later = response.headers.get("Retry-After", "")
-        if response.status != 503 or not later.isdigit():
-            return response.status, code
-        wait = int(later) * JITTER.uniform(0.5, 1.5)
-        if time.monotonic() + wait > deadline:
-            return response.status, code
-        DEFERRED[code] = DEFERRED.get(code, 0) + 1
-        await asyncio.sleep(wait)
+async def submit(
+    session: aiohttp.ClientSession, api: str, tx: Transaction
+) -> tuple[int, str, int | None]:
+    """(HTTP status, error code or "", Retry-After seconds of a 503 ``overloaded``)."""
+    async with session.post(
+        f"{api}/api/v1/transactions",
+        data=tx.encode(),
+        headers={"Content-Type": "application/octet-stream"},
+    ) as response:
+        body = await response.json()
+        code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
+        later = response.headers.get("Retry-After", "")
+        wait = int(later) if response.status == 503 and later.isdigit() else None
+        return response.status, code, wait if code == "overloaded" else None
 
 
 RETRY_PATIENCE = 30.0
+"""Seconds a device keeps honouring ``Retry-After`` before it counts a refusal."""
 JITTER = random.Random(11)
-DEFERRED: dict[str, int] = {}
-"""503 answers honoured by waiting (by error code), over the whole run."""
 
 
 async def load_phase(
@@ -206,16 +198,27 @@ async def load_phase(
         acked: dict[TxId, float] = {}
         confirmed: dict[TxId, float] = {}
         refused: dict[str, int] = {}
+        deferred = {"answers": 0, "seconds": 0.0}
+        """503 overloaded answers honoured by waiting, and the time spent waiting."""
         sem = asyncio.Semaphore(1000)
         began = time.monotonic()
         window_end = began + duration
 
         async def send(device: int, tx: Transaction) -> None:
-            for attempt in range(RETRIES + 1):
+            attempt, patience = 0, time.monotonic() + RETRY_PATIENCE
+            while True:
                 async with sem:
-                    status, code = await submit(session, apis[device % len(apis)], tx)
+                    status, code, later = await submit(session, apis[device % len(apis)], tx)
+                if later is not None:  # overloaded: come back as asked, with jitter
+                    wait = max(0.5, later) * JITTER.uniform(0.5, 1.5)
+                    if time.monotonic() + wait <= patience:
+                        deferred["answers"] += 1
+                        deferred["seconds"] += wait
+                        await asyncio.sleep(wait)
+                        continue
                 if code != "unknown_parent" or attempt == RETRIES:
                     break
+                attempt += 1
                 await asyncio.sleep(0.5)  # as a device would: its parent is on the way
             if status in (200, 201):
                 acked[tx.id] = time.monotonic()
@@ -267,7 +270,7 @@ async def load_phase(
         "confirmation_rate": round(len(confirmed) / max(1, len(acked)), 4),
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
         "refused": refused,
-        "deferred": dict(DEFERRED),
+        "deferred": {"answers": deferred["answers"], "seconds": round(deferred["seconds"], 1)},
         "submission_window_s": round(submitted_by - began, 2),
     }
 
@@ -305,7 +308,7 @@ async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
                     payments={other.address: 1, key.address: value - 1},
                 )
                 sent = time.monotonic()
-                status, code = await submit(session, api, tx)
+                status, code, _ = await submit(session, api, tx)
                 if status in (200, 201):
                     break
             if status not in (200, 201):

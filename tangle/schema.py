@@ -70,7 +70,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_PARENTS = "too_many_parents"
     CONFLICTING = "conflicting"
     """409 for a pair of parents that conflict; 422 for a transaction born conflicting."""
-    # 413
+    # 408, 413
+    REQUEST_TIMEOUT = "request_timeout"
     TOO_LARGE = "too_large"
     # 422: a well-formed transaction the rules refuse
     WRONG_NETWORK = "wrong_network"

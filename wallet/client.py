@@ -7,10 +7,12 @@ fields) when the node answers with an error object, and
 :class:`~wallet.errors.MalformedAnswer` when an answer is not of the shape
 :mod:`tangle.schema` documents. Amounts come back as ints; ids as :class:`TxId`.
 
-A node that is behind answers 503 with ``Retry-After`` (codes ``overloaded`` and
-``storage_unavailable``) before it does anything with a request: the client waits that
-long, times a random factor in [0.5, 1.5) so that many devices do not come back at
-once, and asks again, for up to ``patience`` seconds; then the 503 is raised.
+A node that is behind answers 503 ``overloaded`` with ``Retry-After`` before it does
+anything with a request: the client waits that long, times a random factor in
+[0.5, 1.5) so that many devices do not come back at once, and asks again, for up to
+``patience`` seconds; then the 503 is raised. A 503 ``storage_unavailable`` (the node did
+the work but could not commit it) is asked again only for requests whose repetition
+does nothing new: reads, and submissions of a transaction's bytes (never the faucet).
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ STATUS_CHUNK = 1000
 """Ids per ``POST /transactions/statuses`` (the node's limit)."""
 PATIENCE = 30.0
 """Seconds a request keeps honouring ``Retry-After`` before it raises the 503."""
-RETRY_LATER = frozenset({schema.ErrorCode.OVERLOADED, schema.ErrorCode.STORAGE_UNAVAILABLE})
-"""503 codes that mean "nothing was done, come back later"."""
+MIN_WAIT = 0.5
+"""Seconds: the shortest wait, whatever ``Retry-After`` says (no tight loop on 0)."""
+IDEMPOTENT = (
+    f"{schema.API_PREFIX}/transactions",
+    f"{schema.API_PREFIX}/transactions/statuses",
+)
+"""POST paths whose repetition does nothing new (the same bytes are the same transaction;
+a status query is a read)."""
 
 OutputInfo = OutputView
 """An output as the node reports it (:class:`tangle.schema.OutputView`)."""
@@ -81,10 +89,15 @@ def _params(info: Any) -> NetworkParams:
         raise SchemaError("network", "a u64 id and 0..256 bits", str(exc)) from None
 
 
-def retry_after(exc: NodeError) -> float | None:
-    """Seconds the node asked to wait before asking again, or None when it did not."""
+def retry_after(exc: NodeError, *, idempotent: bool) -> float | None:
+    """Seconds the node asked to wait before asking again, or None when the request must
+    not be repeated (another error; a failed commit of something not idempotent)."""
     seconds = exc.extra.get("retry_after_s")
-    if exc.status != 503 or exc.code not in RETRY_LATER:
+    if exc.status != 503:
+        return None
+    if exc.code != schema.ErrorCode.OVERLOADED and not (
+        idempotent and exc.code == schema.ErrorCode.STORAGE_UNAVAILABLE
+    ):
         return None
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         return None
@@ -146,15 +159,19 @@ class NodeClient:
         """(status, decoded JSON body) for a 2xx answer; errors raise. A 503 with
         ``Retry-After`` is asked again after a jittered wait, for up to ``patience`` s."""
         deadline = time.monotonic() + self.patience
+        idempotent = method == "GET" or path in IDEMPOTENT
         while True:
             try:
                 return await self._request_once(method, path, json=json, params=params)
             except NodeError as exc:
-                wait = retry_after(exc)
-                if wait is None or time.monotonic() + wait > deadline:
+                seconds = retry_after(exc, idempotent=idempotent)
+                if seconds is None:
+                    raise
+                wait = max(MIN_WAIT, seconds) * self._rng.uniform(0.5, 1.5)
+                if time.monotonic() + wait > deadline:
                     raise
             self.retried += 1
-            await self._sleep(wait * self._rng.uniform(0.5, 1.5))
+            await self._sleep(wait)
 
     async def _request_once(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None

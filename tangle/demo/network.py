@@ -80,17 +80,19 @@ class NetworkDemo:
         self.paid_wh = 0
 
     async def json(self, method: str, url: str, body: object = None) -> tuple[int, dict]:  # type: ignore[type-arg]
-        """One request; a 503 with ``Retry-After`` (an overloaded node) is asked again
-        after that many seconds times a random factor in [0.5, 1.5), for up to 30 s."""
+        """One request; a 503 ``overloaded`` (nothing done yet) is asked again after its
+        ``Retry-After`` times a random factor in [0.5, 1.5), for up to 30 s."""
         deadline = time.monotonic() + RETRY_PATIENCE
         while True:
             async with self.session.request(method, url, json=body) as response:
                 later = response.headers.get("Retry-After", "")
-                if response.status != 503 or not later.isdigit():
-                    return response.status, await response.json()
-            wait = int(later) * self.rng.uniform(0.5, 1.5)
+                answer = await response.json()
+                code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
+                if response.status != 503 or code != ErrorCode.OVERLOADED or not later.isdigit():
+                    return response.status, answer
+            wait = max(0.5, int(later)) * self.rng.uniform(0.5, 1.5)
             if time.monotonic() + wait > deadline:
-                return 503, {"error": {"code": "overloaded"}}
+                return response.status, answer  # the node's own words, once patience is out
             self.stats.retried += 1
             await asyncio.sleep(wait)
 

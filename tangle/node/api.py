@@ -40,6 +40,8 @@ from tangle.transaction import OutputId, TxId
 
 log = logging.getLogger(__name__)
 NODE = web.AppKey("node", Node)
+BODY_TIMEOUT = 5.0
+"""Seconds a submission's body may take to arrive (a slow sender is answered 408)."""
 STORAGE_RETRY_AFTER = 1
 """Seconds a client waits after a failed commit (the node writes it again after 1 s)."""
 MAX_BODY = 128 * 1024
@@ -107,8 +109,12 @@ def _tx_id(request: web.Request) -> TxId:
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
+    return _json_body(await request.read())
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Rejected(ErrorCode.INVALID_JSON, f"the body is not JSON: {exc}", 400) from None
     if not isinstance(body, dict):
@@ -209,11 +215,21 @@ async def tips(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    with node.submission_slot():  # a 503 before reading, decoding or verifying anything
+    node.refuse_if_behind()  # a 503 before reading, decoding or verifying anything
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):  # a slow sender holds nothing for long
+            body = await request.read()
+    except TimeoutError:
+        raise Rejected(
+            ErrorCode.REQUEST_TIMEOUT,
+            f"body: expected all of it within {BODY_TIMEOUT:g} s, got part of it or none",
+            408,
+        ) from None
+    with node.submission_slot():
         if request.content_type == "application/octet-stream":
-            raw = await request.read()
+            raw = body
         else:
-            raw = parse_hex("raw", _field(await _json(request), "raw", str))
+            raw = parse_hex("raw", _field(_json_body(body), "raw", str))
         result = await node.submit(raw)
     return json_response(schema.tx_id_to_json(result.tx_id), 201 if result.created else 200)
 
@@ -370,6 +386,9 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP tangle_tips Unapproved transactions.",
         "# TYPE tangle_tips gauge",
         f"tangle_tips {counts['tips']}",
+        "# HELP tangle_in_flight Submissions between their body read and their answer.",
+        "# TYPE tangle_in_flight gauge",
+        f"tangle_in_flight {node.in_flight}",
         "# HELP tangle_unsolid Transactions waiting for parents.",
         "# TYPE tangle_unsolid gauge",
         f"tangle_unsolid {counts['unsolid']}",

@@ -10,6 +10,8 @@ the rows stay unacknowledged until they are on disk, and nothing acknowledged is
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from tangle.node.errors import StorageError
 from tangle.node.storage import SqliteStore
@@ -25,8 +27,12 @@ RETRY_AFTER = 1.0
 class Durability:
     """The rows attached but not yet committed, and who waits for them."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock
+        """When rows wait from (a clock that does not jump with the wall clock)."""
+        self._waiting_since: dict[TxId, float] = {}
+        """Since when each uncommitted row waits (a retried row keeps its first time)."""
         self.stopping = False
         self._uncommitted: dict[TxId, Row] = {}
         """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
@@ -49,11 +55,11 @@ class Durability:
     def is_durable(self, tx_id: TxId) -> bool:
         return tx_id not in self._uncommitted
 
-    def oldest_waiting_since(self) -> float | None:
-        """When the oldest row not yet committed was attached (None when none waits)."""
-        for _, _, arrived in self._uncommitted.values():  # insertion order: oldest first
-            return arrived
-        return None
+    def commit_lag(self) -> float:
+        """Seconds the oldest row not yet committed has waited (0 when none waits)."""
+        for since in self._waiting_since.values():  # insertion order: oldest first
+            return max(0.0, self.clock() - since)
+        return 0.0
 
     async def wait(self, tx_id: TxId) -> None:
         """Return once ``tx_id``'s row is committed (at once if it is).
@@ -73,6 +79,7 @@ class Durability:
             asyncio.get_running_loop().call_soon(self._hand_over)
         self._unwritten.append(row)
         self._uncommitted[TxId(row[0])] = row
+        self._waiting_since.setdefault(TxId(row[0]), self.clock())
 
     def _hand_over(self) -> None:
         """Everything attached in this turn of the loop goes to the writer at once."""
@@ -86,6 +93,7 @@ class Durability:
             tx_id = TxId(raw_id)
             if error is None:
                 self._uncommitted.pop(tx_id, None)
+                self._waiting_since.pop(tx_id, None)
             elif tx_id in self._uncommitted:
                 retry.append(self._uncommitted[tx_id])
             waiter = self._waiters.pop(tx_id, None)

@@ -95,8 +95,11 @@ class Issuer:
         inputs: list[OutputId],
         payments: dict[Address, int],
         payload: bytes = b"",
+        *,
+        built: Callable[[Transaction], None] = lambda _: None,
     ) -> Transaction:
-        """Sign and solve on a thread, then submit; returns once durable."""
+        """Sign and solve on a thread, then submit; returns once durable. ``built`` hears
+        of the transaction before it is submitted (it may attach and then fail to commit)."""
         tx = await asyncio.to_thread(
             build,
             key,
@@ -108,6 +111,7 @@ class Issuer:
             payments=payments,
             payload=payload,
         )
+        built(tx)
         await self.host.submit(tx.encode())
         return tx
 
@@ -183,8 +187,15 @@ class Issuer:
                     ErrorCode.INSUFFICIENT_FUNDS, f"the faucet has {total}, needs {amount}", 409
                 )
             payments = payments_with_change(address, amount, self.faucet.address, total)
-            tx = await self._build_and_submit(self.faucet, (trunk, branch), chosen, payments)
-            self._faucet_last = tx.id
+
+            def remember(tx: Transaction) -> None:
+                # Before the submission: a payment that attaches and then fails to commit
+                # (a 503) is still in the tangle, and the next one must approve it.
+                self._faucet_last = tx.id
+
+            tx = await self._build_and_submit(
+                self.faucet, (trunk, branch), chosen, payments, built=remember
+            )
             return tx.id
 
     # -- liveness ---------------------------------------------------------------------------

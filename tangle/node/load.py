@@ -13,11 +13,13 @@ signals the node measures (:class:`Load`):
 - **gossip backlog**: how full the gossip ingest queue is (transactions from peers not
   yet verified and attached).
 
-Past a bound (:class:`LoadLimits`) the answer is a :class:`Shed`: the API replies 503 with
-``Retry-After`` and a JSON error (code ``overloaded``) naming the signal, expected
-against actual; nothing was read, so nothing is lost, and nothing already acknowledged
-is ever dropped. ``Retry-After`` grows with how far past the bound the node is, so
-that clients that honour it (with jitter) spread their retries out.
+At or past a bound (:class:`LoadLimits`) the answer is a :class:`Shed`: the API replies
+503 with ``Retry-After`` and a JSON error (code ``overloaded``) naming the signal,
+expected against actual; nothing was read, so nothing is lost, and nothing already
+acknowledged is ever dropped. ``Retry-After`` grows with how far past its bound the
+worst signal is and with how many submissions were refused in the last second against
+what the node takes at once (:class:`RefusalRate`), so that clients that honour it, with
+jitter, spread their retries out instead of coming back as a herd.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ class LoadLimits:
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight: expected >= 1, got {self.max_in_flight}")
-        if self.max_commit_lag <= 0 or self.retry_after <= 0:
-            raise ValueError("max_commit_lag and retry_after: expected > 0 seconds")
+        for name in ("max_commit_lag", "retry_after"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: expected a finite number of seconds > 0, got {value}")
         if not 0 < self.max_backlog <= 1:
             raise ValueError(f"max_backlog: expected in (0, 1], got {self.max_backlog}")
 
@@ -60,6 +64,8 @@ class Load:
     """Seconds."""
     backlog: float
     """0..1: the share of the gossip ingest queue in use."""
+    refused_per_s: float = 0.0
+    """Submissions refused over the last second (demand the node did not take)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +85,46 @@ def shed(load: Load, limits: LoadLimits) -> Shed | None:
         ("commit_lag", limits.max_commit_lag, load.commit_lag),
         ("backlog", limits.max_backlog, load.backlog),
     ]
-    signal, bound, actual = max(signals, key=lambda s: s[2] / s[1])
-    ratio = actual / bound
+    signal, bound, actual = max(signals, key=lambda s: _ratio(s[2], s[1]))
+    ratio = _ratio(actual, bound)
     if ratio < 1:
         return None
-    wait = min(MAX_RETRY_AFTER, max(1, math.ceil(limits.retry_after * ratio)))
+    demand = 1 + _ratio(load.refused_per_s, limits.max_in_flight)
+    wait = max(1, math.ceil(min(MAX_RETRY_AFTER, limits.retry_after * ratio * demand)))
     what = {
         "in_flight": f"submissions in flight: expected fewer than {bound:g}, got {actual:g}",
         "commit_lag": f"commit lag: expected at most {bound:g} s, got {actual:.2f} s",
         "backlog": f"gossip backlog: expected at most {bound:.0%} of the queue, got {actual:.0%}",
     }[signal]
     return Shed(signal, f"the node is overloaded ({what}): retry after {wait} s", wait)
+
+
+def _ratio(actual: float, bound: float) -> float:
+    """``actual / bound``; a signal that is not a finite number counts as far past it."""
+    if not math.isfinite(actual):
+        return float(MAX_RETRY_AFTER)
+    return max(0.0, actual / bound)
+
+
+class RefusalRate:
+    """Refusals per second over the last whole second: a two-bucket counter, the time
+    passed in (seconds, any clock that does not go back)."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._count = 0
+        self._previous = 0
+
+    def _roll(self, now: float) -> None:
+        second = int(now)
+        if second != self._second:
+            self._previous = self._count if second == self._second + 1 else 0
+            self._second, self._count = second, 0
+
+    def add(self, now: float) -> None:
+        self._roll(now)
+        self._count += 1
+
+    def rate(self, now: float) -> float:
+        self._roll(now)
+        return float(max(self._count, self._previous))

@@ -45,7 +45,7 @@ from tangle.node.errors import Rejected, StorageError
 from tangle.node.events import EventLog
 from tangle.node.genesis import dev_faucet_key
 from tangle.node.issuing import Issuer
-from tangle.node.load import Load, LoadLimits, Shed, shed
+from tangle.node.load import Load, LoadLimits, RefusalRate, shed
 from tangle.node.parents import ParentWaits
 from tangle.node.storage import SqliteStore
 from tangle.pruning import PrunePolicy, prune_plan
@@ -127,7 +127,8 @@ class Node:
             max_in_flight=config.max_in_flight, max_commit_lag=config.max_commit_lag
         )
         self.in_flight = 0
-        """Submissions between arrival and acknowledgement."""
+        """Submissions between their body read and their answer."""
+        self._refusals = RefusalRate()
         self.backlog: Callable[[], float] = lambda: 0.0
         """How full the gossip ingest queue is, 0..1 (set by the gossip driver's owner)."""
 
@@ -195,26 +196,31 @@ class Node:
 
     def load(self) -> Load:
         """How far behind this node is (tangle.node.load)."""
-        oldest = self.durable.oldest_waiting_since()
-        lag = 0.0 if oldest is None else max(0.0, self.clock() - oldest)
-        return Load(self.in_flight, lag, self.backlog())
+        now = time.monotonic()
+        rate = self._refusals.rate(now)
+        return Load(self.in_flight, self.durable.commit_lag(), self.backlog(), rate)
 
-    @contextlib.contextmanager
-    def submission_slot(self) -> Iterator[None]:
-        """One submission in flight, from before its body is read to its answer; or, when
-        the node is behind (tangle.node.load), a 503 before anything is read.
+    def refuse_if_behind(self) -> None:
+        """Raise a 503 ``overloaded`` (with ``retry_after_s``) when the node is behind.
 
-        Raises:
-            Rejected: ``overloaded``, with ``retry_after_s``.
+        The API asks this before it reads a submission's body, and again when the body
+        is in (:meth:`submission_slot`): a client that sends its body slowly holds no slot.
         """
-        refused: Shed | None = shed(self.load(), self.limits)
+        refused = shed(self.load(), self.limits)
         if refused is not None:
+            self._refusals.add(time.monotonic())
             raise Rejected(
                 ErrorCode.OVERLOADED,
                 refused.message,
                 503,
                 extra={"retry_after_s": refused.retry_after, "signal": refused.signal},
             )
+
+    @contextlib.contextmanager
+    def submission_slot(self) -> Iterator[None]:
+        """One submission in flight, from its read body to its answer (the in-flight bound
+        is exact: the check and the count are one step)."""
+        self.refuse_if_behind()
         self.in_flight += 1
         try:
             yield

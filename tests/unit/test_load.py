@@ -7,7 +7,7 @@ import random
 import pytest
 from aiohttp import web
 
-from tangle.node.load import MAX_RETRY_AFTER, Load, LoadLimits, shed
+from tangle.node.load import MAX_RETRY_AFTER, Load, LoadLimits, RefusalRate, shed
 from wallet.client import NodeClient
 from wallet.errors import NodeError
 
@@ -43,15 +43,37 @@ def test_past_a_bound_the_refusal_names_the_signal(load: Load, signal: str, expe
     assert refused.retry_after >= 1
 
 
-def test_the_worst_signal_decides_and_retry_after_grows_with_it() -> None:
-    mild = shed(Load(100, 0.0, 0.0), LIMITS)
-    worse = shed(Load(350, 2.5, 0.0), LIMITS)
-    awful = shed(Load(10**6, 0.0, 0.0), LIMITS)
-    assert mild is not None
-    assert worse is not None
-    assert awful is not None
-    assert worse.signal == "in_flight"  # 3.5x its bound beats 1.25x
-    assert (mild.retry_after, worse.retry_after, awful.retry_after) == (1, 4, MAX_RETRY_AFTER)
+def test_the_worst_signal_decides_and_retry_after_grows_with_demand() -> None:
+    at_bound = shed(Load(100, 0.0, 0.0), LIMITS)
+    lagging = shed(Load(100, 5.0, 0.0), LIMITS)  # 2.5x its bound beats 1x
+    herd = shed(Load(100, 0.0, 0.0, refused_per_s=450), LIMITS)  # 4.5x what it takes at once
+    stampede = shed(Load(100, 0.0, 0.0, refused_per_s=1e9), LIMITS)
+    assert at_bound is not None
+    assert lagging is not None
+    assert herd is not None
+    assert stampede is not None
+    assert lagging.signal == "commit_lag"
+    assert (at_bound.retry_after, lagging.retry_after) == (1, 3)
+    assert (herd.retry_after, stampede.retry_after) == (6, MAX_RETRY_AFTER)
+
+
+def test_a_signal_that_is_not_a_number_counts_as_far_past_its_bound() -> None:
+    refused = shed(Load(0, float("nan"), 0.0), LIMITS)
+    assert refused is not None
+    assert refused.signal == "commit_lag"
+    assert shed(Load(0, float("inf"), 0.0), LIMITS) is not None
+
+
+def test_refusal_rate_counts_the_last_whole_second() -> None:
+    rate = RefusalRate()
+    for t in (10.1, 10.5, 10.9):
+        rate.add(t)
+    assert rate.rate(10.95) == 3
+    assert rate.rate(11.2) == 3  # the second just past still counts
+    rate.add(11.3)
+    assert rate.rate(11.4) == 3
+    assert rate.rate(12.5) == 1
+    assert rate.rate(14.0) == 0  # a quiet second forgets
 
 
 def test_limits_refuse_nonsense() -> None:
@@ -59,6 +81,8 @@ def test_limits_refuse_nonsense() -> None:
         LoadLimits(max_in_flight=0)
     with pytest.raises(ValueError, match="max_backlog"):
         LoadLimits(max_backlog=0)
+    with pytest.raises(ValueError, match="max_commit_lag"):
+        LoadLimits(max_commit_lag=float("nan"))
 
 
 async def _serve(answers: list[web.Response]) -> tuple[web.AppRunner, str, list[str]]:
@@ -136,3 +160,34 @@ async def test_other_errors_are_not_retried() -> None:
     finally:
         await runner.cleanup()
     assert len(seen) == 1
+
+
+def _failed_commit() -> web.Response:
+    return web.json_response(
+        {"error": {"code": "storage_unavailable", "message": "disk", "retry_after_s": 1}},
+        status=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+@pytest.mark.parametrize(("path", "tries"), [("/api/v1/transactions", 2), ("/api/v1/faucet", 1)])
+async def test_a_failed_commit_is_asked_again_only_when_that_repeats_nothing(
+    path: str, tries: int
+) -> None:
+    """The same transaction's bytes twice are one transaction; a second faucet request is
+    a second payment, and the first may be committed after all."""
+    runner, url, seen = await _serve([_failed_commit(), web.json_response({}, status=201)])
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    try:
+        async with NodeClient(url, sleep=sleep) as client:
+            if tries == 1:
+                with pytest.raises(NodeError, match="disk"):
+                    await client.request("POST", path, json={})
+            else:
+                assert (await client.request("POST", path, json={}))[0] == 201
+    finally:
+        await runner.cleanup()
+    assert len(seen) == tries

@@ -11,9 +11,11 @@ that drive it:
   frames are dropped and the next INV repairs it) that a sender task drains;
 - every frame received goes, with ``time.monotonic()``, to the protocol, and the driver
   acts on the event it returns (the protocol's docstring says what each one asks for);
-- transactions go through a bounded ingest queue (``INGEST``) to two stages: stateless
-  validation (§5) in batches of ``BATCH`` on a worker thread, then attachment on the
-  event loop (``node.accept``), forwarding to every other peer, and requests for
+- transactions go through a fair, bounded ingest queue
+  (:class:`~tangle.node.fairness.FairQueue`: ``INGEST`` in all, ``PEER_SHARE`` per peer,
+  served by deficit round robin so a busy peer cannot starve the others) to two stages:
+  stateless validation (§5) in batches of ``BATCH`` on a worker thread, then attachment
+  on the event loop (``node.accept``), forwarding to every other peer, and requests for
   missing parents;
 - housekeeping every ``RETRY_AFTER`` seconds: INV of the tips to every peer every
   ``INV_EVERY`` seconds, and requests again for parents still missing.
@@ -37,6 +39,7 @@ from aiohttp import WSMsgType, web
 
 from tangle.errors import InvalidTransaction
 from tangle.node import wire
+from tangle.node.fairness import FairQueue
 from tangle.node.node import Node
 from tangle.node.peer import (
     INV_EVERY,
@@ -61,6 +64,10 @@ log = logging.getLogger(__name__)
 
 OUTBOX = 20_000
 INGEST = 50_000
+PEER_SHARE = INGEST // 4
+"""Transactions one peer may have waiting in the ingest queue."""
+QUANTUM = 8 * 1024
+"""Bytes of transactions each peer with some waiting gets per round of the queue."""
 BATCH = 256
 VALIDATED_BATCHES = 4
 """Validated batches waiting to be attached: enough to keep both stages busy."""
@@ -107,7 +114,10 @@ class Gossip:
         self.api = ""
         self._peers: PeerSet[Peer] = PeerSet()
         self.known_urls: set[str] = set(node.config.peers)
-        self._ingest: asyncio.Queue[tuple[Transaction, Peer]] = asyncio.Queue(INGEST)
+        self._ingest: FairQueue[Peer, tuple[Transaction, Peer]] = FairQueue(
+            INGEST, PEER_SHARE, QUANTUM
+        )
+        self._ingest_ready = asyncio.Event()
         self._validated: asyncio.Queue[list[tuple[tuple[Transaction, Peer], str | None]]] = (
             asyncio.Queue(VALIDATED_BATCHES)
         )
@@ -122,9 +132,10 @@ class Gossip:
         node.on_new.append(self.broadcast)
         node.backlog = self.backlog
 
-    def backlog(self) -> float:
-        """How full the ingest queue is, 0..1 (the node sheds API load past a bound)."""
-        return self._ingest.qsize() / INGEST
+    def backlog(self) -> tuple[float, float]:
+        """How full the ingest queue is (0..1) and its oldest item's age in seconds: the
+        node sheds API load past a bound."""
+        return len(self._ingest) / INGEST, self._ingest.oldest_age(time.monotonic())
 
     @property
     def peers(self) -> dict[bytes, Peer]:
@@ -198,6 +209,7 @@ class Gossip:
         knows = self.node.knows
         queued = self._queued
         ingest = self._ingest
+        ready = self._ingest_ready
         peer.sender = asyncio.ensure_future(self._sender(peer))
         peer.send_all(protocol.start(monotonic()))
         try:
@@ -214,11 +226,10 @@ class Gossip:
                     self.received += 1
                     if tx.id in queued or knows(tx.id):
                         continue
-                    try:
-                        ingest.put_nowait((tx, peer))
-                    except asyncio.QueueFull:  # overloaded: INV brings it back
-                        continue
+                    if not ingest.put(peer, (tx, peer), len(msg.data), monotonic()):
+                        continue  # its share or the queue is full: INV brings it back
                     queued.add(tx.id)
+                    ready.set()
                 elif event is not None and not self._on_event(peer, event):
                     break
         except (ConnectionError, aiohttp.ClientError) as exc:
@@ -284,9 +295,10 @@ class Gossip:
         """Stage 1: signatures and work, a batch at a time on a thread (libsodium releases
         the GIL), while stage 2 attaches the previous batch on the loop."""
         while True:
-            batch = [await self._ingest.get()]
-            while len(batch) < BATCH and not self._ingest.empty():
-                batch.append(self._ingest.get_nowait())
+            while not self._ingest:
+                self._ingest_ready.clear()
+                await self._ingest_ready.wait()
+            batch = self._ingest.take(BATCH)
             verdicts = await asyncio.to_thread(self._validate, [tx for tx, _ in batch])
             await self._validated.put(list(zip(batch, verdicts, strict=True)))
 

@@ -11,7 +11,7 @@ signals the node measures (:class:`Load`):
 - **commit lag**: seconds the oldest attached but unacknowledged row has waited for
   the disk;
 - **gossip backlog**: how full the gossip ingest queue is (transactions from peers not
-  yet verified and attached).
+  yet verified and attached), and how long its oldest item has waited.
 
 At or past a bound (:class:`LoadLimits`) the answer is a :class:`Shed`: the API replies
 503 with ``Retry-After`` and a JSON error (code ``overloaded``) naming the signal,
@@ -41,13 +41,15 @@ class LoadLimits:
     """Seconds the oldest unacknowledged row may wait for its commit."""
     max_backlog: float = 0.5
     """Share of the gossip ingest queue that may be in use."""
+    max_ingest_age: float = 2.0
+    """Seconds the oldest transaction from a peer may wait for verification."""
     retry_after: float = 1.0
     """Seconds to ask for at the bound; more the further past it."""
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight: expected >= 1, got {self.max_in_flight}")
-        for name in ("max_commit_lag", "retry_after"):
+        for name in ("max_commit_lag", "max_ingest_age", "retry_after"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}: expected a finite number of seconds > 0, got {value}")
@@ -66,6 +68,8 @@ class Load:
     """0..1: the share of the gossip ingest queue in use."""
     refused_per_s: float = 0.0
     """Submissions refused over the last second (demand the node did not take)."""
+    ingest_age: float = 0.0
+    """Seconds the oldest transaction in the gossip ingest queue has waited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class Shed:
     """Refuse, and ask the client to come back after ``retry_after`` whole seconds."""
 
     signal: str
-    """``in_flight``, ``commit_lag`` or ``backlog``."""
+    """``in_flight``, ``commit_lag``, ``backlog`` or ``ingest_age``."""
     message: str
     retry_after: int
 
@@ -84,6 +88,7 @@ def shed(load: Load, limits: LoadLimits) -> Shed | None:
         ("in_flight", limits.max_in_flight, load.in_flight),
         ("commit_lag", limits.max_commit_lag, load.commit_lag),
         ("backlog", limits.max_backlog, load.backlog),
+        ("ingest_age", limits.max_ingest_age, load.ingest_age),
     ]
     signal, bound, actual = max(signals, key=lambda s: _ratio(s[2], s[1]))
     ratio = _ratio(actual, bound)
@@ -95,6 +100,8 @@ def shed(load: Load, limits: LoadLimits) -> Shed | None:
         "in_flight": f"submissions in flight: expected fewer than {bound:g}, got {actual:g}",
         "commit_lag": f"commit lag: expected at most {bound:g} s, got {actual:.2f} s",
         "backlog": f"gossip backlog: expected at most {bound:.0%} of the queue, got {actual:.0%}",
+        "ingest_age": f"gossip backlog: expected to wait at most {bound:g} s, "
+        f"the oldest waited {actual:.2f} s",
     }[signal]
     return Shed(signal, f"the node is overloaded ({what}): retry after {wait} s", wait)
 

@@ -129,8 +129,9 @@ class Node:
         self.in_flight = 0
         """Submissions between their body read and their answer."""
         self._refusals = RefusalRate()
-        self.backlog: Callable[[], float] = lambda: 0.0
-        """How full the gossip ingest queue is, 0..1 (set by the gossip driver's owner)."""
+        self.backlog: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
+        """The gossip ingest queue's fill (0..1) and its oldest item's age in seconds (the
+        gossip driver sets it)."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -197,8 +198,9 @@ class Node:
     def load(self) -> Load:
         """How far behind this node is (tangle.node.load)."""
         now = time.monotonic()
-        rate = self._refusals.rate(now)
-        return Load(self.in_flight, self.durable.commit_lag(), self.backlog(), rate)
+        fill, age = self.backlog()
+        lag = self.durable.commit_lag()
+        return Load(self.in_flight, lag, fill, self._refusals.rate(now), ingest_age=age)
 
     def refuse_if_behind(self) -> None:
         """Raise a 503 ``overloaded`` (with ``retry_after_s``) when the node is behind.

@@ -98,9 +98,9 @@ def shed(load: Load, limits: LoadLimits) -> Shed | None:
     wait = max(1, math.ceil(min(MAX_RETRY_AFTER, limits.retry_after * ratio * demand)))
     what = {
         "in_flight": f"submissions in flight: expected fewer than {bound:g}, got {actual:g}",
-        "commit_lag": f"commit lag: expected at most {bound:g} s, got {actual:.2f} s",
-        "backlog": f"gossip backlog: expected at most {bound:.0%} of the queue, got {actual:.0%}",
-        "ingest_age": f"gossip backlog: expected to wait at most {bound:g} s, "
+        "commit_lag": f"commit lag: expected under {bound:g} s, got {actual:.2f} s",
+        "backlog": f"gossip backlog: expected under {bound:.0%} of the queue, got {actual:.0%}",
+        "ingest_age": f"gossip backlog: expected a wait under {bound:g} s, "
         f"the oldest waited {actual:.2f} s",
     }[signal]
     return Shed(signal, f"the node is overloaded ({what}): retry after {wait} s", wait)

@@ -48,12 +48,15 @@ def _payments(
     return txs
 
 
-async def _send(node: NodeProcess, node_id: bytes, txs: list[Transaction]) -> None:
+async def _send(
+    node: NodeProcess, node_id: bytes, txs: list[Transaction], sent: asyncio.Event
+) -> None:
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(node.url("/gossip"), max_msg_size=wire.MAX_FRAME)
         await ws.send_bytes(wire.hello(DEV_NETWORK_ID, node_id, ""))
         for tx in txs:
             await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
+        sent.set()
         await asyncio.sleep(3)  # stay connected while the node works through them
         await ws.close()
 
@@ -61,9 +64,10 @@ async def _send(node: NodeProcess, node_id: bytes, txs: list[Transaction]) -> No
 async def _flood_then_honest(
     node: NodeProcess, flood: list[Transaction], honest: list[Transaction]
 ) -> None:
-    attacker = asyncio.create_task(_send(node, b"\xaa" * 32, flood))
-    await asyncio.sleep(0.3)  # the flood is in the node's queue
-    await _send(node, b"\xbb" * 32, honest)
+    flooded, done = asyncio.Event(), asyncio.Event()
+    attacker = asyncio.create_task(_send(node, b"\xaa" * 32, flood, flooded))
+    await flooded.wait()  # the whole flood is sent: most of it waits in the node's queue
+    await _send(node, b"\xbb" * 32, honest, done)
     await attacker
 
 

@@ -20,7 +20,7 @@ that drive it:
 - housekeeping every ``RETRY_AFTER`` seconds: INV of the tips to every peer every
   ``INV_EVERY`` seconds, and requests again for parents still missing.
 
-The node is reached only through ``has``/``knows``/``raw``/``tips``/``missing_parents``/
+The node is reached only through ``knows``/``raw``/``tips``/``missing_parents``/
 ``accept``, ``params``, ``key``, ``config.peers`` and ``on_new``.
 """
 

@@ -39,6 +39,7 @@ from tangle.node import wire
 from tangle.node.devnet import free_base_port, start_devnet
 from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID, dev_faucet_key, dev_genesis
 from tangle.node.wire import Kind
+from tangle.retry import RETRY_PATIENCE, retry_wait
 from tangle.signing import verify_signature
 from tangle.validation import NetworkParams
 
@@ -159,8 +160,8 @@ async def statuses(
 
 async def submit(
     session: aiohttp.ClientSession, api: str, tx: Transaction
-) -> tuple[int, str, int | None]:
-    """(HTTP status, error code or "", Retry-After seconds of a 503 ``overloaded``)."""
+) -> tuple[int, str, str | None]:
+    """(HTTP status, error code or "", the ``Retry-After`` header or None)."""
     async with session.post(
         f"{api}/api/v1/transactions",
         data=tx.encode(),
@@ -168,13 +169,9 @@ async def submit(
     ) as response:
         body = await response.json()
         code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
-        later = response.headers.get("Retry-After", "")
-        wait = int(later) if response.status == 503 and later.isdigit() else None
-        return response.status, code, wait if code == "overloaded" else None
+        return response.status, code, response.headers.get("Retry-After")
 
 
-RETRY_PATIENCE = 30.0
-"""Seconds a device keeps honouring ``Retry-After`` before it counts a refusal."""
 JITTER = random.Random(11)
 
 
@@ -209,13 +206,12 @@ async def load_phase(
             while True:
                 async with sem:
                     status, code, later = await submit(session, apis[device % len(apis)], tx)
-                if later is not None:  # overloaded: come back as asked, with jitter
-                    wait = max(0.5, later) * JITTER.uniform(0.5, 1.5)
-                    if time.monotonic() + wait <= patience:
-                        deferred["answers"] += 1
-                        deferred["seconds"] += wait
-                        await asyncio.sleep(wait)
-                        continue
+                wait = retry_wait(status, code, later, JITTER, idempotent=True)
+                if wait is not None and time.monotonic() + wait <= patience:
+                    deferred["answers"] += 1  # overloaded: come back as asked, with jitter
+                    deferred["seconds"] += wait
+                    await asyncio.sleep(wait)
+                    continue
                 if code != "unknown_parent" or attempt == RETRIES:
                     break
                 attempt += 1

@@ -30,6 +30,7 @@ import orjson
 
 from tangle import schema
 from tangle.address import Address, encode_address
+from tangle.retry import RETRY_PATIENCE, retry_wait
 from tangle.schema import AddressView, OutputView, SchemaError, Status
 from tangle.transaction import OutputId, Transaction, TxId
 from tangle.validation import NetworkParams
@@ -39,10 +40,6 @@ DEFAULT_NODE = "http://127.0.0.1:14265"
 DEFAULT_TIMEOUT = 30.0
 STATUS_CHUNK = 1000
 """Ids per ``POST /transactions/statuses`` (the node's limit)."""
-PATIENCE = 30.0
-"""Seconds a request keeps honouring ``Retry-After`` before it raises the 503."""
-MIN_WAIT = 0.5
-"""Seconds: the shortest wait, whatever ``Retry-After`` says (no tight loop on 0)."""
 IDEMPOTENT = (
     f"{schema.API_PREFIX}/transactions",
     f"{schema.API_PREFIX}/transactions/statuses",
@@ -89,21 +86,6 @@ def _params(info: Any) -> NetworkParams:
         raise SchemaError("network", "a u64 id and 0..256 bits", str(exc)) from None
 
 
-def retry_after(exc: NodeError, *, idempotent: bool) -> float | None:
-    """Seconds the node asked to wait before asking again, or None when the request must
-    not be repeated (another error; a failed commit of something not idempotent)."""
-    seconds = exc.extra.get("retry_after_s")
-    if exc.status != 503:
-        return None
-    if exc.code != schema.ErrorCode.OVERLOADED and not (
-        idempotent and exc.code == schema.ErrorCode.STORAGE_UNAVAILABLE
-    ):
-        return None
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-        return None
-    return float(seconds)
-
-
 class NodeClient:
     """One node's API. Use ``async with NodeClient(url) as node:`` or call :meth:`close`."""
 
@@ -112,7 +94,7 @@ class NodeClient:
         url: str = DEFAULT_NODE,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        patience: float = PATIENCE,
+        patience: float = RETRY_PATIENCE,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -164,11 +146,14 @@ class NodeClient:
             try:
                 return await self._request_once(method, path, json=json, params=params)
             except NodeError as exc:
-                seconds = retry_after(exc, idempotent=idempotent)
-                if seconds is None:
-                    raise
-                wait = max(MIN_WAIT, seconds) * self._rng.uniform(0.5, 1.5)
-                if time.monotonic() + wait > deadline:
+                wait = retry_wait(
+                    exc.status,
+                    exc.code,
+                    exc.extra.get("retry_after_s"),
+                    self._rng,
+                    idempotent=idempotent,
+                )
+                if wait is None or time.monotonic() + wait > deadline:
                     raise
             self.retried += 1
             await self._sleep(wait)

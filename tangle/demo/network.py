@@ -24,6 +24,7 @@ from tangle.builder import build, payments_with_change, select_inputs
 from tangle.ledger import ConflictReason
 from tangle.node.devnet import Devnet, start_devnet
 from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
+from tangle.retry import RETRY_PATIENCE, retry_wait
 from tangle.schema import ErrorCode, Status
 from tangle.signing import Keypair
 from tangle.transaction import OutputId, TxId
@@ -32,8 +33,6 @@ from tangle.validation import NetworkParams
 PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
 STALE_VIEW = ConflictReason.INPUT_NOT_IN_CONE.name.lower()
 """The conflict reason of a payment whose tips do not see its coins: fresh tips mend it."""
-RETRY_PATIENCE = 30.0
-"""Seconds a device keeps honouring ``Retry-After`` before it counts a refusal."""
 PRICE_PER_KWH = 25
 PRICE_PER_KIB = 2
 
@@ -82,15 +81,16 @@ class NetworkDemo:
     async def json(self, method: str, url: str, body: object = None) -> tuple[int, dict]:  # type: ignore[type-arg]
         """One request; a 503 ``overloaded`` (nothing done yet) is asked again after its
         ``Retry-After`` times a random factor in [0.5, 1.5), for up to 30 s."""
-        deadline = time.monotonic() + RETRY_PATIENCE
+        deadline = time.monotonic() + RETRY_PATIENCE  # a faucet request is not repeated after
+        # a failed commit (idempotent=False): the node may have paid
         while True:
             async with self.session.request(method, url, json=body) as response:
-                later = response.headers.get("Retry-After", "")
+                later = response.headers.get("Retry-After")
                 answer = await response.json()
-                code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
-                if response.status != 503 or code != ErrorCode.OVERLOADED or not later.isdigit():
+                code = answer.get("error", {}).get("code", "") if isinstance(answer, dict) else ""
+                wait = retry_wait(response.status, code, later, self.rng, idempotent=False)
+                if wait is None:
                     return response.status, answer
-            wait = max(0.5, int(later)) * self.rng.uniform(0.5, 1.5)
             if time.monotonic() + wait > deadline:
                 return response.status, answer  # the node's own words, once patience is out
             self.stats.retried += 1

@@ -4,40 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tangle import __version__
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _bounded(
+    kind: type[int] | type[float], what: str, low: float, high: float, bounds: str
+) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` in ``low..high``; ``bounds`` says so."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {bounds}, got {value}")
+        return value
+
+    return parse
 
 
-def _difficulty(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 32:
-        raise argparse.ArgumentTypeError(f"expected 0..32 bits for a demo, got {value}")
-    return value
-
-
-def _delay(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"expected 0..60 seconds, got {value}")
-    return value
+_positive_int = _bounded(int, "a whole number", 1, float("inf"), "at least 1")
+_difficulty = _bounded(int, "a whole number", 0, 32, "0..32 bits for a demo")
+_delay = _bounded(float, "seconds", 0, 60, "0..60 seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:

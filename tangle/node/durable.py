@@ -31,11 +31,10 @@ class Durability:
         self.store = store
         self.clock = clock
         """When rows wait from (a clock that does not jump with the wall clock)."""
-        self._waiting_since: dict[TxId, float] = {}
-        """Since when each uncommitted row waits (a retried row keeps its first time)."""
         self.stopping = False
-        self._uncommitted: dict[TxId, Row] = {}
-        """Attached, queued for the disk, not yet committed (not yet acknowledged)."""
+        self._uncommitted: dict[TxId, tuple[Row, float]] = {}
+        """Attached, queued for the disk, not yet committed (not yet acknowledged): each
+        row, and since when it waits (monotonic; a retried row keeps its first time)."""
         self._unwritten: list[Row] = []
         self._waiters: dict[TxId, asyncio.Future[None]] = {}
 
@@ -57,7 +56,7 @@ class Durability:
 
     def commit_lag(self) -> float:
         """Seconds the oldest row not yet committed has waited (0 when none waits)."""
-        for since in self._waiting_since.values():  # insertion order: oldest first
+        for _, since in self._uncommitted.values():  # insertion order: oldest first
             return max(0.0, self.clock() - since)
         return 0.0
 
@@ -78,8 +77,9 @@ class Durability:
         if not self._unwritten:
             asyncio.get_running_loop().call_soon(self._hand_over)
         self._unwritten.append(row)
-        self._uncommitted[TxId(row[0])] = row
-        self._waiting_since.setdefault(TxId(row[0]), self.clock())
+        tx_id = TxId(row[0])
+        waiting = self._uncommitted.get(tx_id)  # a retried row keeps its first time
+        self._uncommitted[tx_id] = (row, self.clock() if waiting is None else waiting[1])
 
     def _hand_over(self) -> None:
         """Everything attached in this turn of the loop goes to the writer at once."""
@@ -93,9 +93,8 @@ class Durability:
             tx_id = TxId(raw_id)
             if error is None:
                 self._uncommitted.pop(tx_id, None)
-                self._waiting_since.pop(tx_id, None)
             elif tx_id in self._uncommitted:
-                retry.append(self._uncommitted[tx_id])
+                retry.append(self._uncommitted[tx_id][0])
             waiter = self._waiters.pop(tx_id, None)
             if waiter is not None and not waiter.done():
                 if error is None:

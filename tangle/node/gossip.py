@@ -215,8 +215,9 @@ class Gossip:
         try:
             async for msg in peer.ws:
                 event: Event | None
+                now = monotonic()
                 if msg.type is WSMsgType.BINARY:
-                    event = receive(msg.data, monotonic())
+                    event = receive(msg.data, now)
                 elif msg.type in _CLOSING:
                     break
                 else:
@@ -226,7 +227,7 @@ class Gossip:
                     self.received += 1
                     if tx.id in queued or knows(tx.id):
                         continue
-                    if not ingest.put(peer, (tx, peer), len(msg.data), monotonic()):
+                    if not ingest.put(peer, (tx, peer), len(msg.data), now):
                         continue  # its share or the queue is full: INV brings it back
                     queued.add(tx.id)
                     ready.set()

@@ -1,22 +1,32 @@
-"""Throughput and confirmation latency of a devnet of real node processes on loopback.
+"""Capacity, overload and confirmation latency of a devnet of real node processes.
 
-    python -m benchmarks.throughput [--nodes 3] [--duration 30] [--rate 1000] [--json]
+    python -m benchmarks.throughput [--nodes 3] [--duration 15] [--json] [--out F]
+    python -m benchmarks.throughput --quick          # a CI-sized smoke run
+    python -m benchmarks.throughput --soak 600       # capacity for ten minutes
 
-The load generator builds, signs and solves every payment *before* the timed window,
-with one device per unit of rate, so each device pays about once a second (faster
-payers meet the nodes' adaptive difficulty, PROTOCOL §6.5),
-as devices that prepare payments offline would (said in the output too): funding
-transaction from dev faucet 0 to ``devices`` devices, then payments where each device
-spends its previous change, approving two recent transactions (or its own previous
-payment when that is not yet in their past cone). In the window it submits them at
-``rate`` per second, each device through one node, and polls the first node for
-confirmations. A payment refused for an unknown parent (it approves one that has not yet
-reached this node by gossip) is submitted again after 0.5 s, up to 6 times.
+One run, all figures measured in it (machines of one kind differ 2-3x, so the goals
+are ratios):
 
-Measured in the same run: the Ed25519 verification ceiling of one core; the ingest
-rate of one fresh node fed the same payments over gossip (validation, attach and
-SQLite commit all included); and, unless ``--skip-quiet``, the latency of single
-payments one every 10 s on an otherwise idle network.
+1. ``sig_verify_ceiling_tps``: Ed25519 verifications per second on one core.
+2. **Capacity**: probes of ``--duration`` seconds, each on a fresh devnet, with
+   payments prebuilt by :mod:`benchmarks.loadgen` (devices that honour ``Retry-After``
+   and rebuild on fresh tips). The offered rate doubles from ``--start`` until a probe
+   fails, then bisects ``--steps`` times. A probe *holds* when at least 95% of the
+   offered payments are accepted, at least 99% of the accepted confirm, and their p99
+   latency (acknowledgement to confirmation) is at most 3 s. ``capacity_tps`` is the
+   highest rate that held; ``confirmed_tps``, ``confirmation_rate`` and ``latency_ms``
+   are that probe's.
+3. **Overload**: twice the capacity for the same duration on a fresh devnet:
+   ``overload_confirmed_tps``, ``overload_ratio`` (that over the capacity),
+   ``overload_latency_ms`` and refusals by reason.
+4. ``quiet_network``: single payments, a few seconds apart, on an idle devnet.
+5. ``ingest_tps_per_node``: one fresh node fed payments over gossip until every one is
+   attached and committed; ``ingest_vs_ceiling`` is that over the ceiling.
+6. ``network_efficiency`` = capacity x nodes / (cores x ceiling): how much of the
+   machine's signature budget the network turns into confirmed payments.
+
+``--soak SECONDS`` then runs the network at capacity that long and reports the
+confirmed rate and each node's RSS per minute, and the longest pause in confirmations.
 """
 
 from __future__ import annotations
@@ -24,29 +34,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tangle import Keypair, OutputId, Tangle, Transaction, TxId, build, encode_address
+from benchmarks.loadgen import PARAMS, Plan, drive, prebuild, statuses, submit
+from tangle import Keypair, OutputId, TxId, build, encode_address
 from tangle.node import wire
-from tangle.node.devnet import free_base_port, start_devnet
-from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID, dev_faucet_key, dev_genesis
+from tangle.node.devnet import Devnet, free_base_port, start_devnet
+from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
-from tangle.retry import RETRY_PATIENCE, retry_wait
 from tangle.signing import verify_signature
-from tangle.validation import NetworkParams
 
-PARAMS = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
-RETRIES = 6
-"""A payment refused for an unknown parent is submitted again after 0.5 s, up to this
-many times (a prebuilt payment cannot pick fresh tips; a device would)."""
+HOLD_ACCEPTED = 0.95
+HOLD_CONFIRMED = 0.99
+HOLD_P99_MS = 3000.0
 
 
 def verify_ceiling(seconds: float = 1.0) -> float:
@@ -62,213 +72,90 @@ def verify_ceiling(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - began)
 
 
-def prebuild(
-    count: int, devices: int, seed: int
-) -> tuple[list[Transaction], list[tuple[int, Transaction]]]:
-    """Funding transactions (a chain from dev faucet 0, at most 120 devices each) and
-    ``count`` payments (device index, transaction)."""
-    rng = random.Random(seed)
-    genesis = dev_genesis()
-    faucet = dev_faucet_key(DEV_NETWORK_ID, 0)
-    keys = [Keypair(rng.getrandbits(256).to_bytes(32, "big")) for _ in range(devices)]
-    source = next(
-        OutputId(genesis.id, i)
-        for i, o in enumerate(genesis.outputs)
-        if o.address == faucet.address
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def holds(figures: dict[str, Any]) -> bool:
+    """Did the network keep up with this probe (see the module docstring)?"""
+    offered = figures["offered_tps"] * figures["duration_s"]
+    accepted = figures["accepted_tps"] * figures["duration_s"]
+    return bool(
+        accepted >= HOLD_ACCEPTED * offered
+        and figures["confirmation_rate"] >= HOLD_CONFIRMED
+        and figures["latency_ms"]["p99"] <= HOLD_P99_MS
     )
-    grant = 10**9
-    left = genesis.outputs[source.index].amount
-    tangle = Tangle(genesis, PARAMS)
-    fundings: list[Transaction] = []
-    coin: list[tuple[OutputId, int]] = []
-    parent = genesis.id
-    for start in range(0, devices, 120):
-        group = keys[start : start + 120]
-        payments = {k.address: grant for k in group}
-        left -= grant * len(group)
-        payments[faucet.address] = left
-        funding = build(
-            faucet,
-            PARAMS,
-            trunk=parent,
-            branch=parent,
-            timestamp=start,
-            inputs=[source],
-            payments=payments,
+
+
+class Bench:
+    """Fresh devnets in one temporary directory, one per run."""
+
+    def __init__(self, tmp: Path, nodes: int, devices: int | None, log: Callable[[str], None]):
+        self.tmp, self.nodes, self.devices, self.log = tmp, nodes, devices, log
+        self._runs = 0
+
+    def devnet(self, nodes: int | None = None) -> Devnet:
+        self._runs += 1
+        count = nodes or self.nodes
+        return start_devnet(self.tmp / f"run{self._runs}", count, free_base_port(count))
+
+    def plan(self, rate: float, duration: float) -> Plan:
+        devices = self.devices or max(10, round(rate))  # each pays about once a second
+        return prebuild(rate, duration, devices=devices, nodes=self.nodes)
+
+    def load(self, rate: float, duration: float, *, minutes: bool = False) -> dict[str, Any]:
+        plan = self.plan(rate, duration)
+        devnet = self.devnet()
+        pids = [n.process.pid for n in devnet.nodes if n.process is not None]
+        try:
+            figures = asyncio.run(drive(plan, devnet.apis, pids=pids, minutes=minutes))
+        finally:
+            devnet.stop()
+        figures["duration_s"] = duration
+        figures["held"] = holds(figures)
+        self.log(
+            f"  {rate:7.1f} tx/s offered: {figures['accepted_tps']:7.1f} accepted, "
+            f"{figures['confirmed_tps']:7.1f} confirmed ({figures['confirmation_rate']:.3f}), "
+            f"p50/p99 {figures['latency_ms']['p50']:.0f}/{figures['latency_ms']['p99']:.0f} ms"
+            f" -> {'held' if figures['held'] else 'did not hold'}"
         )
-        tangle.attach_validated(funding)
-        for key in group:
-            index = next(i for i, o in enumerate(funding.outputs) if o.address == key.address)
-            coin.append((OutputId(funding.id, index), grant))
-        change = next(i for i, o in enumerate(funding.outputs) if o.address == faucet.address)
-        source, parent = OutputId(funding.id, change), funding.id
-        fundings.append(funding)
-    last: list[TxId] = [fundings[d // 120].id for d in range(devices)]
-    recent: list[TxId] = [fundings[-1].id]
-    built: list[tuple[int, Transaction]] = []
-    for i in range(count):
-        d = i % devices
-        key = keys[d]
-        oid, value = coin[d]
-        payee = keys[(d + 1 + rng.randrange(devices - 1)) % devices]
-        # Two recent tips, as an issuer asking a node for tips gets; the device's own
-        # previous payment (its change) is almost always in their cone already.
-        window = recent[-16:]
-        trunk, branch = rng.sample(window, 2) if len(window) > 1 else (window[0], window[0])
-        if not (
-            tangle.dag.in_past_cone(last[d], trunk) or tangle.dag.in_past_cone(last[d], branch)
-        ):
-            trunk = last[d]
-        tx = build(
-            key,
-            PARAMS,
-            trunk=trunk,
-            branch=branch,
-            timestamp=i,
-            inputs=[oid],
-            payments={payee.address: 1, key.address: value - 1},
-        )
-        result = tangle.attach_validated(tx)
-        assert result.attached, result
-        assert tangle.is_consistent(tx.id), tangle.verdict(tx.id)
-        change = next(j for j, o in enumerate(tx.outputs) if o.address == key.address)
-        coin[d] = (OutputId(tx.id, change), value - 1)
-        last[d] = tx.id
-        recent.append(tx.id)
-        if len(recent) > 64:
-            recent.pop(0)
-        built.append((d, tx))
-    return fundings, built
+        return figures
 
 
-async def statuses(
-    session: aiohttp.ClientSession, api: str, ids: list[TxId]
-) -> dict[TxId, str | None]:
-    answer: dict[TxId, str | None] = {}
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        async with session.post(
-            f"{api}/api/v1/transactions/statuses", json={"ids": [t.hex() for t in chunk]}
-        ) as response:
-            body = await response.json()
-            if response.status != 200:  # a silent failure here once hid every confirmation
-                raise RuntimeError(f"status query refused: {response.status} {body}")
-        for t in chunk:
-            answer[t] = body.get(t.hex())
-    return answer
-
-
-async def submit(
-    session: aiohttp.ClientSession, api: str, tx: Transaction
-) -> tuple[int, str, str | None]:
-    """(HTTP status, error code or "", the ``Retry-After`` header or None)."""
-    async with session.post(
-        f"{api}/api/v1/transactions",
-        data=tx.encode(),
-        headers={"Content-Type": "application/octet-stream"},
-    ) as response:
-        body = await response.json()
-        code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
-        return response.status, code, response.headers.get("Retry-After")
-
-
-JITTER = random.Random(11)
-
-
-async def load_phase(
-    apis: list[str],
-    fundings: list[Transaction],
-    txs: list[tuple[int, Transaction]],
-    rate: float,
-    duration: float,
-    grace: float,
-) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(
-        timeout=timeout, connector=aiohttp.TCPConnector(limit=1024)
-    ) as session:
-        for funding in fundings:
-            assert (await submit(session, apis[0], funding))[0] in (200, 201)
-        last = fundings[-1].id
-        while (await statuses(session, apis[0], [last]))[last] != "confirmed":  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-        acked: dict[TxId, float] = {}
-        confirmed: dict[TxId, float] = {}
-        refused: dict[str, int] = {}
-        deferred = {"answers": 0, "seconds": 0.0}
-        """503 overloaded answers honoured by waiting, and the time spent waiting."""
-        sem = asyncio.Semaphore(1000)
-        began = time.monotonic()
-        window_end = began + duration
-
-        async def send(device: int, tx: Transaction) -> None:
-            attempt, patience = 0, time.monotonic() + RETRY_PATIENCE
-            while True:
-                async with sem:
-                    status, code, later = await submit(session, apis[device % len(apis)], tx)
-                wait = retry_wait(status, code, later, JITTER, idempotent=True)
-                if wait is not None and time.monotonic() + wait <= patience:
-                    deferred["answers"] += 1  # overloaded: come back as asked, with jitter
-                    deferred["seconds"] += wait
-                    await asyncio.sleep(wait)
-                    continue
-                if code != "unknown_parent" or attempt == RETRIES:
-                    break
-                attempt += 1
-                await asyncio.sleep(0.5)  # as a device would: its parent is on the way
-            if status in (200, 201):
-                acked[tx.id] = time.monotonic()
-            else:
-                key = f"{status} {code}"
-                refused[key] = refused.get(key, 0) + 1
-
-        async def poll() -> None:
-            while True:
-                await asyncio.sleep(0.2)
-                waiting = [t for t in acked if t not in confirmed]
-                if not waiting:
-                    continue
-                now = time.monotonic()
-                for t, status in (await statuses(session, apis[0], waiting)).items():
-                    if status == "confirmed":
-                        confirmed[t] = now
-
-        poller = asyncio.create_task(poll())
-        tasks = []
-        for i, (device, tx) in enumerate(txs):
-            due = began + i / rate
-            if due >= window_end:
-                break
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(device, tx)))
-        await asyncio.gather(*tasks)
-        submitted_by = time.monotonic()
-        while time.monotonic() < submitted_by + grace and len(confirmed) < len(acked):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-        poller.cancel()
-    window = max(duration, submitted_by - began)
-    latencies = sorted((confirmed[t] - acked[t]) * 1000 for t in confirmed)
-    in_time = sum(1 for t in confirmed if confirmed[t] <= window_end + grace)
-
-    def pct(q: float) -> float:
-        return (
-            round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
-            if latencies
-            else float("nan")
-        )
-
-    return {
-        "attempted": len(tasks),
-        "submitted_tps": round(len(acked) / window, 1),
-        "confirmed_tps": round(in_time / window, 1),
-        "confirmation_rate": round(len(confirmed) / max(1, len(acked)), 4),
-        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
-        "refused": refused,
-        "deferred": {"answers": deferred["answers"], "seconds": round(deferred["seconds"], 1)},
-        "submission_window_s": round(submitted_by - began, 2),
-    }
+def find_capacity(
+    bench: Bench, start: float, ceiling: float, steps: int, duration: float
+) -> tuple[float, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Double from ``start`` until a probe fails (or ``ceiling``), then bisect."""
+    probes: list[dict[str, Any]] = []
+    good: tuple[float, dict[str, Any]] | None = None
+    bad: float | None = None
+    rate = start
+    while rate <= ceiling:
+        figures = bench.load(rate, duration)
+        probes.append(figures)
+        if not figures["held"]:
+            bad = rate
+            break
+        good = (rate, figures)
+        rate *= 2
+    if good is None:  # even the start rate failed: look below it
+        low, high = 0.0, start
+    else:
+        low, high = good[0], bad if bad is not None else good[0]
+    for _ in range(steps if bad is not None else 0):
+        rate = round((low + high) / 2, 1)
+        if rate < 1 or high - low < 1:
+            break
+        figures = bench.load(rate, duration)
+        probes.append(figures)
+        if figures["held"]:
+            low, good = rate, (rate, figures)
+        else:
+            high = rate
+    return (good[0], good[1], probes) if good else (0.0, None, probes)
 
 
 async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
@@ -284,35 +171,33 @@ async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
         ) as response:
             funded = TxId(bytes.fromhex((await response.json())["id"]))
         while (await statuses(session, api, [funded]))[funded] != "confirmed":  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         coin, value, last = OutputId(funded, 0), 1_000_000, funded
         async with session.get(f"{api}/api/v1/outputs/{coin.hex()}") as response:
             if (await response.json())["address"] != encode_address(key.address):
                 coin = OutputId(funded, 1)
         for _ in range(count):
-            for attempt in range(2):
-                async with session.get(f"{api}/api/v1/tips") as response:
-                    tips = await response.json()
-                trunk = last if attempt else TxId(bytes.fromhex(tips["trunk"]))
-                tx = build(
-                    key,
-                    PARAMS,
-                    trunk=trunk,
-                    branch=TxId(bytes.fromhex(tips["branch"])),
-                    timestamp=int(time.time() * 1000),
-                    inputs=[coin],
-                    payments={other.address: 1, key.address: value - 1},
-                )
-                sent = time.monotonic()
-                status, code, _ = await submit(session, api, tx)
-                if status in (200, 201):
-                    break
+            async with session.get(
+                f"{api}/api/v1/tips", params={"approve": last.hex()}
+            ) as response:
+                tips = await response.json()
+            tx = build(
+                key,
+                PARAMS,
+                trunk=TxId(bytes.fromhex(tips["trunk"])),
+                branch=TxId(bytes.fromhex(tips["branch"])),
+                timestamp=int(time.time() * 1000),
+                inputs=[coin],
+                payments={other.address: 1, key.address: value - 1},
+            )
+            sent = time.monotonic()
+            status, code, _ = await submit(session, api, tx)
             if status not in (200, 201):
                 raise RuntimeError(f"quiet payment refused: {status} {code}")
             while (await statuses(session, api, [tx.id]))[tx.id] != "confirmed":
                 if time.monotonic() - sent > 30:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
             latencies.append((time.monotonic() - sent) * 1000)
             change = next(i for i, o in enumerate(tx.outputs) if o.address == key.address)
             coin, value, last = OutputId(tx.id, change), value - 1, tx.id
@@ -328,20 +213,16 @@ async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
     }
 
 
-async def ingest_phase(
-    api: str, fundings: list[Transaction], txs: list[tuple[int, Transaction]]
-) -> float:
-    """Feed a fresh node every payment over gossip; transactions per second until the
-    last one is attached and committed."""
+async def ingest_phase(api: str, plan: Plan, count: int) -> float:
+    """Feed a fresh node payments over gossip; transactions per second until the last
+    one is attached and committed."""
+    txs = [*plan.fundings, *plan.txs[:count]]
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{api}/gossip", max_msg_size=wire.MAX_FRAME)
         await ws.send_bytes(wire.hello(DEV_NETWORK_ID, b"\x42" * 32, ""))
         began = time.monotonic()
-        for funding in fundings:
-            await ws.send_bytes(wire.encode(Kind.TX, funding.encode()))
-        for _, tx in txs:
+        for tx in txs:
             await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
-        target = len(txs) + len(fundings)
         while True:
             async with session.get(f"{api}/metrics") as response:
                 text = await response.text()
@@ -350,88 +231,159 @@ async def ingest_phase(
                 for line in text.splitlines()
                 if line.startswith("tangle_storage_rows_total")
             )
-            if rows >= target:
+            if rows >= len(txs):
                 break
             if time.monotonic() - began > 300:
-                raise RuntimeError(f"ingest stalled at {rows} of {target}")
+                raise RuntimeError(f"ingest stalled at {rows} of {len(txs)}")
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - began
         await ws.close()
-    return target / elapsed
+    return len(txs) / elapsed
 
 
-def run(
-    nodes: int, duration: float, rate: float, devices: int, skip_quiet: bool, ingest_count: int
-) -> dict[str, Any]:
-    ceiling = verify_ceiling()
-    count = int(rate * duration * 1.05) + 20
-    began = time.perf_counter()
-    fundings, txs = prebuild(max(count, ingest_count), devices, seed=7)
-    prebuild_s = time.perf_counter() - began
+def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    began = time.monotonic()
+    ceiling = verify_ceiling(0.3 if args.quick else 1.0)
     result: dict[str, Any] = {
-        "nodes": nodes,
-        "duration_s": duration,
-        "target_rate_tps": rate,
-        "devices": devices,
-        "prebuilt": {
-            "transactions": len(txs),
-            "seconds": round(prebuild_s, 1),
-            "note": "payments were signed and their proof of work done before the "
-            "timed window, as devices that prepare payments offline would",
-        },
+        "nodes": args.nodes,
+        "cores": cores(),
+        "duration_s": args.duration,
         "sig_verify_ceiling_tps": round(ceiling),
+        "hold_rule": f">= {HOLD_ACCEPTED:.0%} of offered accepted, >= {HOLD_CONFIRMED:.0%} "
+        f"of accepted confirmed, p99 <= {HOLD_P99_MS / 1000:g} s",
+        "note": "payments are signed and solved before each timed window, as devices that "
+        "prepare payments offline would; a payment refused for an unknown parent is rebuilt "
+        "on fresh tips inside the window (counted under 'rebuilt')",
     }
     with tempfile.TemporaryDirectory(prefix="tangle-bench-") as tmp:
-        devnet = start_devnet(Path(tmp) / "net", nodes, free_base_port(nodes))
+        bench = Bench(Path(tmp), args.nodes, args.devices, log)
+        log(f"capacity: from {args.start:g} tx/s, doubling, then {args.steps} bisection steps")
+        capacity, at_capacity, probes = find_capacity(
+            bench, args.start, args.max_rate, args.steps, args.duration
+        )
+        result["capacity_tps"] = capacity
+        result["probes"] = [_brief(p) for p in probes]
+        if at_capacity is not None:
+            result["confirmed_tps"] = at_capacity["confirmed_tps"]
+            result["confirmation_rate"] = at_capacity["confirmation_rate"]
+            result["latency_ms"] = at_capacity["latency_ms"]
+            result["at_capacity"] = at_capacity
+        overload_rate = 2 * (capacity or args.start)
+        log(f"overload: {overload_rate:g} tx/s")
+        overload = bench.load(overload_rate, args.duration)
+        result["overload_offered_tps"] = overload_rate
+        result["overload_accepted_tps"] = overload["accepted_tps"]
+        result["overload_confirmed_tps"] = overload["confirmed_tps"]
+        result["overload_ratio"] = round(overload["confirmed_tps"] / capacity, 3) if capacity else 0
+        result["overload_latency_ms"] = overload["latency_ms"]
+        result["overload_refused"] = overload["refused"]
+        result["overload"] = overload
+        if not args.skip_quiet:
+            log("quiet network")
+            devnet = bench.devnet()
+            try:
+                count, gap = (2, 1.0) if args.quick else (8, 3.0)
+                result["quiet_network"] = asyncio.run(quiet_phase(devnet.apis[0], count, gap))
+            finally:
+                devnet.stop()
+        log(f"ingest: one node fed {args.ingest} payments over gossip")
+        plan = bench.plan(max(overload_rate, 50.0), max(2.0, args.ingest / overload_rate + 1))
+        single = bench.devnet(1)
         try:
-            result.update(
-                asyncio.run(
-                    load_phase(devnet.apis, fundings, txs[:count], rate, duration, grace=5.0)
-                )
-            )
-            if not skip_quiet:
-                result["quiet_network"] = asyncio.run(quiet_phase(devnet.apis[0], 6, 10.0))
-        finally:
-            devnet.stop()
-        single = start_devnet(Path(tmp) / "one", 1, free_base_port(1))
-        try:
-            ingest = asyncio.run(ingest_phase(single.apis[0], fundings, txs[:ingest_count]))
+            ingest = asyncio.run(ingest_phase(single.apis[0], plan, args.ingest))
         finally:
             single.stop()
-    result["ingest_tps_per_node"] = round(ingest, 1)
-    result["ingest_vs_ceiling"] = round(ingest / ceiling, 3)
-    result["goals"] = {
-        "ingest >= half the verify ceiling": ingest >= ceiling / 2,
-        "confirmed_tps >= 1000": result["confirmed_tps"] >= 1000,
-        "confirmation_rate >= 0.99": result["confirmation_rate"] >= 0.99,
-        "p50 <= 1 s": result["latency_ms"]["p50"] <= 1000,
-        "p99 <= 3 s": result["latency_ms"]["p99"] <= 3000,
-    }
-    if "quiet_network" in result:
-        result["goals"]["quiet p99 <= 5 s"] = result["quiet_network"]["latency_ms"]["max"] <= 5000
+        result["ingest_tps_per_node"] = round(ingest, 1)
+        result["ingest_vs_ceiling"] = round(ingest / ceiling, 3)
+        result["network_efficiency"] = round(capacity * args.nodes / (cores() * ceiling), 4)
+        if args.soak:
+            log(f"soak: {capacity:g} tx/s for {args.soak:g} s")
+            result["soak"] = _soak(bench.load(capacity or args.start, args.soak, minutes=True))
+    result["goals"] = goals(result)
+    result["run_s"] = round(time.monotonic() - began, 1)
     return result
 
 
+def _brief(probe: dict[str, Any]) -> dict[str, Any]:
+    keys = ("offered_tps", "accepted_tps", "confirmed_tps", "confirmation_rate", "latency_ms")
+    return {k: probe[k] for k in keys} | {"held": probe["held"], "refused": probe["refused"]}
+
+
+def _soak(figures: dict[str, Any]) -> dict[str, Any]:
+    minutes = figures["minutes"]
+    first, last = (minutes[0], minutes[-1]) if len(minutes) >= 2 else (None, None)
+    flat: dict[str, Any] = {}
+    if first and last:
+        flat["confirmed_last_vs_first"] = round(
+            last["confirmed_tps"] / max(first["confirmed_tps"], 1e-9), 3
+        )
+        flat["rss_last_vs_first"] = [
+            round(b / a, 3) for a, b in zip(first["rss_mb"], last["rss_mb"], strict=True)
+        ]
+    return {**figures, **flat}
+
+
+def goals(result: dict[str, Any]) -> dict[str, bool]:
+    """The issue's goals, each judged on this run's own figures."""
+    met: dict[str, bool] = {
+        "overload_ratio >= 0.9": result["overload_ratio"] >= 0.9,
+        "overload p99 <= 3 s": result["overload_latency_ms"]["p99"] <= 3000,
+        "ingest_vs_ceiling >= 0.5": result["ingest_vs_ceiling"] >= 0.5,
+        "network_efficiency >= 0.1": result["network_efficiency"] >= 0.1,
+    }
+    if "latency_ms" in result:
+        met["capacity p50 <= 1 s"] = result["latency_ms"]["p50"] <= 1000
+        met["capacity p99 <= 3 s"] = result["latency_ms"]["p99"] <= 3000
+    if "quiet_network" in result:
+        met["quiet p50 <= 250 ms"] = result["quiet_network"]["latency_ms"]["p50"] <= 250
+    if "soak" in result and "rss_last_vs_first" in result["soak"]:
+        soak = result["soak"]
+        met["soak confirmed flat (10%)"] = abs(soak["confirmed_last_vs_first"] - 1) <= 0.1
+        met["soak RSS flat (10%)"] = all(abs(r - 1) <= 0.1 for r in soak["rss_last_vs_first"])
+        met["soak no pause > 1 s"] = soak["longest_confirmation_pause_s"] <= 1.0
+    return met
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Throughput of a loopback devnet.")
+    parser = argparse.ArgumentParser(description="Capacity and overload of a loopback devnet.")
     parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=1000.0, help="target submissions per second")
-    parser.add_argument(
-        "--devices", type=int, help="payers (default: the rate, so each pays once a second)"
-    )
-    parser.add_argument("--ingest", type=int, default=10_000, help="payments for the ingest phase")
-    parser.add_argument("--skip-quiet", action="store_true", help="skip the 60 s quiet phase")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--duration", type=float, help="seconds per probe (default 15)")
+    parser.add_argument("--start", type=float, help="first offered rate (default 100 tx/s)")
+    parser.add_argument("--max-rate", type=float, default=20_000.0, help="stop doubling here")
+    parser.add_argument("--steps", type=int, help="bisection steps (default 3)")
+    parser.add_argument("--devices", type=int, help="payers (default: the rate: one a second)")
+    parser.add_argument("--ingest", type=int, help="payments for the ingest phase (10,000)")
+    parser.add_argument("--skip-quiet", action="store_true", help="skip the quiet network")
+    parser.add_argument("--quick", action="store_true", help="a small, fast smoke run (CI)")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds at capacity after")
+    parser.add_argument("--json", action="store_true", help="print only the JSON")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
-    devices = args.devices or max(10, int(args.rate))
-    if not 1 <= args.nodes <= 16 or args.duration <= 0 or args.rate <= 0 or devices < 2:
-        parser.error("--nodes 1..16, --duration > 0, --rate > 0 and --devices >= 2")
-    result = run(args.nodes, args.duration, args.rate, devices, args.skip_quiet, args.ingest)
+    quick = args.quick
+    args.duration = args.duration or (3.0 if quick else 15.0)
+    args.start = args.start or (20.0 if quick else 100.0)
+    args.steps = args.steps if args.steps is not None else (0 if quick else 3)
+    args.ingest = args.ingest or (200 if quick else 10_000)
+    if quick:
+        args.max_rate = min(args.max_rate, 2 * args.start)
+    if not 1 <= args.nodes <= 16:
+        parser.error(f"--nodes: expected 1..16, got {args.nodes}")
+    if args.duration <= 0 or args.start <= 0 or args.max_rate < args.start:
+        parser.error("--duration and --start must be positive, and --max-rate >= --start")
+    if args.steps < 0 or args.ingest < 1 or args.soak < 0:
+        parser.error("--steps >= 0, --ingest >= 1 and --soak >= 0")
+    if args.devices is not None and args.devices < 2:
+        parser.error(f"--devices: expected at least 2, got {args.devices}")
+
+    def log(line: str) -> None:
+        if not args.json:
+            print(line, file=sys.stderr, flush=True)
+
+    result = run(args, log)
+    text = json.dumps(result, indent=2)
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+        args.out.write_text(text + "\n")
+    print(text)
     return 0
 
 

@@ -16,9 +16,10 @@ and never two at once (the next spends the previous one's change):
 
 - ``503 overloaded``: it waits as ``Retry-After`` says, with jitter (``tangle.retry``),
   within ``RETRY_PATIENCE``, and sends the same bytes again;
-- ``422 unknown_parent`` (the node has not heard of a parent, even after waiting for
-  it): it asks its node for fresh tips that see its previous payment and *rebuilds*
-  the payment on them (sign and proof of work again), up to ``REBUILDS`` times; a
+- ``422 unknown_parent`` (the node has not heard of a parent, even after waiting
+  for it, 3 s by default): it asks its node for fresh tips that see its previous
+  payment and *rebuilds* the payment on them (sign and proof of work again), up to
+  ``REBUILDS`` times; a
   payment whose predecessor was rebuilt or refused is rebuilt too, since it spent a
   change output that no longer exists. Rebuilds are counted, with their cost;
 - anything else is a refusal, counted by reason.
@@ -57,6 +58,7 @@ PER_FUNDING = 120
 """Devices funded by one transaction."""
 REBUILDS = 3
 """Fresh-tip rebuilds of one payment refused for an unknown parent, before giving up."""
+
 SAMPLE_EVERY = 5.0
 """Seconds between samples of the nodes' memory."""
 CANDIDATES = 4
@@ -218,11 +220,12 @@ def _sees(window: WeightWindow, ancestor: TxId, tx_id: TxId) -> bool:
 
 
 async def submit(
-    session: aiohttp.ClientSession, api: str, tx: Transaction
+    session: aiohttp.ClientSession, api: str, tx: Transaction, parent_wait: float | None = None
 ) -> tuple[int, str, str | None]:
     """(HTTP status, error code or "", the ``Retry-After`` header or None)."""
     async with session.post(
         f"{api}/api/v1/transactions",
+        params={} if parent_wait is None else {"parent_wait": f"{parent_wait:g}"},
         data=tx.encode(),
         headers={"Content-Type": "application/octet-stream"},
     ) as response:
@@ -251,6 +254,21 @@ async def statuses(
         for t in chunk:
             answer[t] = body.get(t.hex())
     return answer
+
+
+async def submit_stages(session: aiohttp.ClientSession, api: str) -> dict[str, float]:
+    """Mean milliseconds per stage of the node's accepted submissions (from /metrics)."""
+    async with session.get(f"{api}/metrics") as response:
+        text = await response.text()
+    seconds: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("tangle_submit_stage_seconds_"):
+            name, value = line.split()
+            stage = name.split('"')[1]
+            target = seconds if "_total{" in name else counts
+            target[stage] = float(value)
+    return {k: round(1000 * v / counts[k], 2) for k, v in seconds.items() if counts.get(k)}
 
 
 async def fresh_tips(session: aiohttp.ClientSession, api: str, approve: TxId) -> tuple[TxId, TxId]:
@@ -388,12 +406,14 @@ async def drive(
         follower.cancel()
         sampler.cancel()
         await asyncio.gather(follower, sampler, return_exceptions=True)
+        stages = [await submit_stages(session, api) for api in apis]
         waiting = [t for t in tally.acked if t not in tally.confirmed]
         unconfirmed: dict[str, int] = {}
         for s in (await statuses(session, apis[0], waiting)).values():
             unconfirmed[s or "unknown"] = unconfirmed.get(s or "unknown", 0) + 1
     figures = _figures(plan, tally, began, sent_by, grace, unconfirmed)
     figures["rss_mb"] = samples[-1][1] if samples else []
+    figures["submit_stage_ms"] = stages
     if minutes:
         figures["minutes"] = _per_minute(plan.duration, tally, began, samples)
     return figures

@@ -42,9 +42,18 @@ class LivenessPolicy:
     """Seconds without any new transaction before consolidating."""
     max_tips: int = 8
     """More walkable tips than this: consolidate, whatever the traffic."""
+    tip_wait: float = 0.1
+    """Seconds a tip that carries value or data may wait for an approver before the node
+    approves it itself: a tip does not approve itself, so on a quiet network a payment
+    confirms only once something approves it (quiet-network latency)."""
 
-    def due(self, now: float, last_arrival: float, tips: int) -> bool:
-        return now - last_arrival >= self.idle_after or tips > self.max_tips
+    def due(self, now: float, last_arrival: float, tips: int, waiting: float = 0.0) -> bool:
+        """``waiting``: how long the oldest pending value-carrying tip has waited."""
+        return (
+            now - last_arrival >= self.idle_after
+            or tips > self.max_tips
+            or waiting >= self.tip_wait
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,10 +214,11 @@ class Engine:
             return self.urts.select(rng, now)
         raise ValueError(f"tip selection: expected 'mcmc' or 'urts', got {mode!r}")
 
-    def consolidation_due(self, now: float) -> bool:
-        """Should the node issue an empty transaction now (idle, or tips piling up)?"""
+    def consolidation_due(self, now: float, waiting: float = 0.0) -> bool:
+        """Should the node issue an empty transaction now (idle, tips piling up, or a
+        payment waiting for an approver for ``waiting`` seconds)?"""
         walkable_tips = sum(1 for s in self.window.tips() if self.window.walkable[s])
-        return self.params.liveness.due(now, self.last_arrival, walkable_tips)
+        return self.params.liveness.due(now, self.last_arrival, walkable_tips, waiting)
 
     # -- confirmation ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ from tangle.errors import (
 )
 from tangle.node.errors import Rejected, StorageError
 from tangle.node.events import Subscriber
-from tangle.node.node import Node
+from tangle.node.metrics import prometheus
+from tangle.node.node import PARENT_WAIT, Node
 from tangle.schema import ADDRESS_TOPIC, DEFAULT_TOPICS, AddressView, ErrorCode, OutputView, Status
 from tangle.tangle import TxStatus
 from tangle.transaction import OutputId, TxId
@@ -209,13 +211,16 @@ async def tips(request: web.Request) -> web.Response:
             400,
         )
     ids = [TxId(parse_hex("approve", text, HASH_SIZE)) for text in wanted]
-    trunk, branch = node.tips_approving(ids)
+    trunk, branch = node.issuer.tips_approving(ids)
     return json_response(schema.tips_to_json(trunk, branch))
 
 
 async def submit(request: web.Request) -> web.Response:
+    """?parent_wait=S: wait at most S seconds (0..3, default 3) for parents this node has
+    not heard of yet; a device whose tips came from this very node can say 0."""
     node = request.app[NODE]
     node.refuse_if_behind()  # a 503 before reading, decoding or verifying anything
+    parent_wait = _parent_wait(request)
     try:
         async with asyncio.timeout(BODY_TIMEOUT):  # a slow sender holds nothing for long
             body = await request.read()
@@ -230,8 +235,25 @@ async def submit(request: web.Request) -> web.Response:
             raw = body
         else:
             raw = parse_hex("raw", _field(_json_body(body), "raw", str))
-        result = await node.submit(raw)
+        result = await node.submit(raw, parent_wait=parent_wait)
     return json_response(schema.tx_id_to_json(result.tx_id), 201 if result.created else 200)
+
+
+def _parent_wait(request: web.Request) -> float:
+    text = request.query.get("parent_wait")
+    if text is None:
+        return PARENT_WAIT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= PARENT_WAIT:  # NaN fails too
+        raise Rejected(
+            ErrorCode.INVALID_FIELD,
+            f"parent_wait: expected seconds from 0 to {PARENT_WAIT:g}, got {text[:20]!r}",
+            400,
+        )
+    return seconds
 
 
 async def transaction(request: web.Request) -> web.Response:
@@ -297,7 +319,7 @@ async def faucet(request: web.Request) -> web.Response:
         raise Rejected(ErrorCode.NOT_AVAILABLE, "the faucet exists only on --dev networks", 404)
     body = await _json(request)
     addr = decode_address(_field(body, "address", str))
-    tx_id = await node.pay_from_faucet(addr, _amount(body.get("amount")))
+    tx_id = await node.issuer.pay_from_faucet(addr, _amount(body.get("amount")))
     return json_response(schema.tx_id_to_json(tx_id), 201)
 
 
@@ -374,35 +396,7 @@ async def _read_subscriptions(ws: web.WebSocketResponse, subscriber: Subscriber)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    counts = node.counts()
-    lines = [
-        "# HELP tangle_transactions Transactions attached.",
-        "# TYPE tangle_transactions gauge",
-        f"tangle_transactions {counts['transactions']}",
-        "# HELP tangle_confirmed Transactions confirmed.",
-        "# TYPE tangle_confirmed gauge",
-        f"tangle_confirmed {counts['confirmed']}",
-        "# HELP tangle_tips Unapproved transactions.",
-        "# TYPE tangle_tips gauge",
-        f"tangle_tips {counts['tips']}",
-        "# HELP tangle_in_flight Submissions between their body read and their answer.",
-        "# TYPE tangle_in_flight gauge",
-        f"tangle_in_flight {node.in_flight}",
-        "# HELP tangle_unsolid Transactions waiting for parents.",
-        "# TYPE tangle_unsolid gauge",
-        f"tangle_unsolid {counts['unsolid']}",
-        "# HELP tangle_storage_commits Group commits written.",
-        "# TYPE tangle_storage_commits counter",
-        f"tangle_storage_commits_total {counts['storage_commits']}",
-        "# HELP tangle_storage_rows Transactions written to the database.",
-        "# TYPE tangle_storage_rows counter",
-        f"tangle_storage_rows_total {counts['storage_rows']}",
-        "# HELP tangle_throughput_tps Transactions per second over the last 10 s.",
-        "# TYPE tangle_throughput_tps gauge",
-        f"tangle_throughput_tps {node.throughput():.3f}",
-    ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    return web.Response(text=prometheus(request.app[NODE]), content_type="text/plain")
 
 
 def _openapi() -> dict[str, Any]:

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="submissions admitted at once; past that the API answers 503 (default 1024)",
     )
+    node.add_argument(
+        "--tip-wait",
+        type=float,
+        help="seconds a payment may stay unapproved before the node approves it (default 0.1)",
+    )
     node.add_argument("--prune-interval", type=float, help="seconds between pruning checks")
     node.add_argument(
         "--snapshot-from", metavar="URL", help="start an empty node from this peer's snapshot"
@@ -251,6 +256,7 @@ def run_node(args: argparse.Namespace) -> int:
                 "prune_age": args.prune_age,
                 "max_transactions": args.max_transactions,
                 "max_in_flight": args.max_in_flight,
+                "tip_wait": args.tip_wait,
                 "prune_interval": args.prune_interval,
                 "snapshot_from": args.snapshot_from,
                 "genesis": args.genesis,

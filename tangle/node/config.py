@@ -34,9 +34,13 @@ class NodeConfig:
     dev: bool = False
     network_id: int = DEV_NETWORK_ID
     base_difficulty: int = DEV_BASE_DIFFICULTY
-    confirm_interval: float = 0.25
-    """Seconds between confirmation passes."""
-    liveness_interval: float = 0.25
+    confirm_interval: float = 0.1
+    """Seconds between confirmation passes, at least (a pass that took long waits ten
+    times its own duration, so passes never take more than a tenth of the loop)."""
+    tip_wait: float = 0.1
+    """Seconds a payment may stay unapproved before this node approves it with an empty
+    transaction (lower: faster confirmation on a quiet network, more empty ones)."""
+    liveness_interval: float = 0.05
     """Seconds between checks for an idle tangle (then the node issues an empty transaction)."""
     faucet_index: int = 0
     """Which of the dev faucet keys this node pays from (0..15)."""
@@ -67,6 +71,8 @@ class NodeConfig:
             raise ConfigError(f"api_port: expected 0..65535, got {self.api_port}")
         if not 0 <= self.base_difficulty <= 64:
             raise ConfigError(f"base_difficulty: expected 0..64, got {self.base_difficulty}")
+        if not self.tip_wait > 0:
+            raise ConfigError(f"tip_wait: expected seconds > 0, got {self.tip_wait}")
         if self.confirm_interval <= 0 or self.liveness_interval <= 0:
             raise ConfigError("confirm_interval and liveness_interval must be positive")
         if not 0 <= self.faucet_index < DEV_FAUCETS:
@@ -104,6 +110,7 @@ _ENV = {
     "TANGLE_PRUNE_AGE": "prune_age",
     "TANGLE_MAX_TRANSACTIONS": "max_transactions",
     "TANGLE_MAX_IN_FLIGHT": "max_in_flight",
+    "TANGLE_TIP_WAIT": "tip_wait",
     "TANGLE_SNAPSHOT_FROM": "snapshot_from",
     "TANGLE_GENESIS": "genesis",
 }

@@ -224,7 +224,16 @@ class Issuer:
     async def keep_alive(self, recent: list[TxId], now: float) -> bool:
         """Issue an empty transaction when one is due (§4.2); True if it did."""
         pending = any(self.needs_confirmation(t) for t in recent)
-        if not (pending and self.host.engine.consolidation_due(now)):
+        if not pending:
             return False
-        await self.issue(self.key, [], {}, b"", promote=self.oldest_pending_tip(recent))
+        tip = self.oldest_pending_tip(recent)
+        waiting = 0.0
+        if tip is not None:
+            engine = self.host.engine
+            carried = engine.tangle.get(tip)
+            if carried.moves_value or carried.payload:  # not another node's empty one
+                waiting = now - float(engine.window.times[engine.window.slot(tip)])
+        if not self.host.engine.consolidation_due(now, waiting):
+            return False
+        await self.issue(self.key, [], {}, b"", promote=tip)
         return True

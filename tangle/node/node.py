@@ -35,7 +35,7 @@ from tangle import balances
 from tangle.address import Address
 from tangle.admission import Refusal, RefusalReason, admit
 from tangle.balances import AddressIndex
-from tangle.engine import Engine, EngineParams, TxMetadata
+from tangle.engine import Engine, EngineParams, LivenessPolicy, TxMetadata
 from tangle.errors import UnknownTransaction
 from tangle.ledger import Verdict
 from tangle.node import bootstrap
@@ -47,6 +47,7 @@ from tangle.node.genesis import dev_faucet_key
 from tangle.node.issuing import Issuer
 from tangle.node.load import Load, LoadLimits, RefusalRate, shed
 from tangle.node.parents import ParentWaits
+from tangle.node.stages import Stages
 from tangle.node.storage import SqliteStore
 from tangle.pruning import PrunePolicy, prune_plan
 from tangle.schema import ErrorCode
@@ -63,6 +64,8 @@ PARENT_WAIT = 3.0
 (tips taken from another node arrive by gossip within milliseconds)."""
 PRUNED_MEMORY = 1_000_000
 """Pruned ids remembered (32 MB or so), so that gossip does not bring them back."""
+PASS_SHARE = 10
+"""A confirmation pass waits at least this many times its own duration before the next."""
 RECENT = 256
 """Recent transactions the liveness check looks at."""
 
@@ -99,7 +102,8 @@ class Node:
             self._trusted.add(self.faucet.public_key)
         self.tangle = Tangle(self.genesis, self.params)
         self.started = clock()
-        self.engine = Engine(self.tangle, EngineParams(), now=self.started)
+        self.engine_params = EngineParams(liveness=LivenessPolicy(tip_wait=config.tip_wait))
+        self.engine = Engine(self.tangle, self.engine_params, now=self.started)
         self.rates = IssuerRates()
         self.store = SqliteStore(config.db_path)
         self.durable = Durability(self.store)
@@ -129,6 +133,8 @@ class Node:
         self.in_flight = 0
         """Submissions between their body read and their answer."""
         self._refusals = RefusalRate()
+        self.stages = Stages()
+        """Where accepted submissions spent their time (``/metrics``)."""
         self.backlog: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
         """The gossip ingest queue's fill (0..1) and its oldest item's age in seconds (the
         gossip driver sets it)."""
@@ -169,7 +175,9 @@ class Node:
         live, self.live = self.live, False
         try:
             self.tangle = Tangle(snapshot, self.params)
-            self.engine = Engine(self.tangle, EngineParams(), now=self.clock(), confirmed=confirmed)
+            self.engine = Engine(
+                self.tangle, self.engine_params, now=self.clock(), confirmed=confirmed
+            )
             self.snapshot_id = snapshot.id
             self._addresses = AddressIndex(snapshot)
             self._arrived = {}
@@ -229,8 +237,9 @@ class Node:
         finally:
             self.in_flight -= 1
 
-    async def submit(self, raw: bytes) -> Submitted:
-        """Admit a fresh transaction and return once it is durable.
+    async def submit(self, raw: bytes, *, parent_wait: float = PARENT_WAIT) -> Submitted:
+        """Admit a fresh transaction and return once it is durable; parents not yet
+        heard of are waited for up to ``parent_wait`` seconds.
 
         Raises:
             EncodingError: the bytes are not a transaction (§4.4).
@@ -241,20 +250,25 @@ class Node:
         if tx.id in self.tangle:
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
+        stages, began = self.stages, time.perf_counter()
         work = await asyncio.to_thread(validate_stateless, tx, self.params)
-        await self._parent_waits.wait(self.tangle.missing_parents_of(tx), PARENT_WAIT)
+        began = stages.add("validate", began)
+        await self._parent_waits.wait(self.tangle.missing_parents_of(tx), parent_wait)
+        began = stages.add("parents", began)
         if tx.id in self.tangle:  # someone else submitted it meanwhile
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
         now = self.clock()
-        verdict = self._admit(tx, work, now)
+        verdict = self._admit(tx, work, now, parent_wait)
         self._attach(tx, now, verdict)
         self.rates.record(tx.issuer, now)
         # Peers hear of it at once: forwarding needs validity, not our disk (only the
         # acknowledgement below waits for the commit).
         for callback in self.on_new:
             callback(tx)
+        began = stages.add("attach", began)
         await self.durable.wait(tx.id)
+        stages.add("commit", began)
         return Submitted(tx.id, created=True)
 
     def accept(self, tx: Transaction) -> AttachResult:
@@ -265,7 +279,7 @@ class Node:
         """
         return self._attach(tx, self.clock())
 
-    def _admit(self, tx: Transaction, work: int, now: float) -> Verdict:
+    def _admit(self, tx: Transaction, work: int, now: float, waited: float) -> Verdict:
         """Admission (:func:`tangle.admission.admit`): the verdict, or Rejected."""
         if tx.issuer in self._trusted:
             required = self.params.required_difficulty(tx)  # the node trusts itself
@@ -276,7 +290,7 @@ class Node:
             code, status = _REFUSALS[judged.reason]
             message = judged.message
             if judged.reason is RefusalReason.UNKNOWN_PARENT:
-                message += f" (waited {PARENT_WAIT:g} s): approve tips from GET /api/v1/tips"
+                message += f" (waited {waited:g} s): approve tips from GET /api/v1/tips"
             extra = {} if judged.reason is RefusalReason.UNKNOWN_PARENT else dict(judged.details)
             raise Rejected(code, message, status, extra=extra)
         return judged
@@ -302,25 +316,20 @@ class Node:
             self.events.attached(tx, self.engine.conflict_reason(tx.id))
         self._arrivals.append(self.clock())
 
-    # -- the node's own transactions (tangle.node.issuing; node.issuer.issue for more) --------
-
-    def tips_approving(self, wanted: list[TxId]) -> tuple[TxId, TxId]:
-        return self.issuer.tips_approving(wanted)
-
-    async def pay_from_faucet(self, address: Address, amount: int) -> TxId:
-        return await self.issuer.pay_from_faucet(address, amount)
-
-    # -- background loops ----------------------------------------------------------------------
+    # -- background loops (the node's own transactions: self.issuer, tangle.node.issuing) ------
 
     async def _confirm_loop(self) -> None:
+        took = 0.0
         while True:
-            await asyncio.sleep(self.config.confirm_interval)
+            await asyncio.sleep(max(self.config.confirm_interval, PASS_SHARE * took))
+            began = time.perf_counter()
             try:
                 self.confirm()
             except ValueError as exc:  # nothing walkable yet
                 log.debug("confirmation skipped: %s", exc)
             except Exception:  # a bug must not end confirmation for good, nor stay silent
                 log.exception("confirmation pass failed")
+            took = time.perf_counter() - began
 
     def confirm(self) -> list[TxId]:
         """One confirmation pass; stores and announces what it confirmed.

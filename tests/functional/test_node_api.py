@@ -57,7 +57,12 @@ def test_payment_end_to_end(spawn: Callable[..., NodeProcess]) -> None:
     assert out["amount"] == "250"
     assert out["spent"] is False
     assert node.get("/api/v1/openapi.json").json["openapi"].startswith("3.")
-    assert "tangle_transactions" in node.get("/metrics").raw.decode()
+    text = node.get("/metrics").raw.decode()
+    assert "tangle_transactions" in text
+    for stage in ("validate", "parents", "attach", "commit"):  # where submissions spent time
+        line = f'tangle_submit_stage_seconds_count{{stage="{stage}"}} '
+        counted = next(row for row in text.splitlines() if row.startswith(line))
+        assert int(counted.split()[1]) >= 1, counted  # the payment above went through each
 
 
 def test_bad_input_is_refused_precisely_and_changes_nothing(
@@ -91,7 +96,17 @@ def test_bad_input_is_refused_precisely_and_changes_nothing(
         f"expected at least {required} leading zero bits",
     )
     orphan = dataclasses.replace(good, trunk=TxId(b"\x05" * 32))
-    refused(submit(node, solve(sign_again(orphan), DEV_PARAMS)), 422, "unknown_parent")
+    orphan = solve(sign_again(orphan), DEV_PARAMS)
+    refused(submit(node, orphan), 422, "unknown_parent", "waited 3 s")
+    asked = node.post("/api/v1/transactions?parent_wait=0", {"raw": orphan.encode().hex()})
+    refused(asked, 422, "unknown_parent", "waited 0 s")  # the client said not to wait
+    for wait in ("4", "-1", "nan", "soon"):
+        refused(
+            node.post(f"/api/v1/transactions?parent_wait={wait}", {"raw": good.encode().hex()}),
+            400,
+            "invalid_field",
+            "parent_wait: expected seconds from 0 to 3",
+        )
     overspend = node.transfer(ALICE, BOB, 100, inputs=[(node.unspent(ALICE)[0][0], 5_000)])
     refused(submit(node, overspend), 422, "conflicting", "AMOUNT_MISMATCH")
     refused(node.get("/api/v1/transactions/" + "00" * 32), 404, "not_found")

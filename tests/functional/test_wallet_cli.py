@@ -55,6 +55,11 @@ def wallet(
     return Cli(tmp_path / "wallet", capsys)
 
 
+COUNTING = ("node0", "--tip-wait", "600")
+"""A node that does not approve payments of its own accord within seconds, for tests that
+count the transactions a wallet command made (the idle-time consolidation remains)."""
+
+
 def transactions(node: NodeProcess) -> int:
     count: int = node.get("/api/v1/info").json["transactions"]
     return count
@@ -152,7 +157,7 @@ def test_send_on_a_devnet(
 
 
 def test_split_funds_and_consolidate(spawn: Callable[..., NodeProcess], wallet: Cli) -> None:
-    node = spawn()
+    node = spawn(*COUNTING)
     wallet.json(node, "init")
     second = wallet.json(node, "address", "--new", "--label", "spare")
     wallet.json(node, "faucet", "400")
@@ -178,7 +183,7 @@ def write(path: Path, text: str) -> Path:
 def test_fleet_file(spawn: Callable[..., NodeProcess], wallet: Cli, tmp_path: Path) -> None:
     """A bad row pays nothing; a good file pays every row in one transaction; running it
     again pays no row twice."""
-    node = spawn()
+    node = spawn(*COUNTING)
     wallet.json(node, "init")
     wallet.json(node, "faucet", "10000")
     devices = [encode_address(derive_keypair(DEVICE_SEED, i).address) for i in range(4)]
@@ -237,7 +242,7 @@ async def drain(node: NodeProcess, index: int, amount: int) -> None:
 def test_autotopup_once_keeps_the_minimum_within_the_cap(
     spawn: Callable[..., NodeProcess], wallet: Cli
 ) -> None:
-    node = spawn()
+    node = spawn(*COUNTING)
     wallet.json(node, "init")
     wallet.json(node, "faucet", "10000")
     meter = encode_address(derive_keypair(DEVICE_SEED, 0).address)
@@ -314,7 +319,7 @@ def test_a_retry_after_a_crash_resends_the_recorded_transaction(
 ) -> None:
     """The transaction is recorded before it is submitted: when the submission is lost
     (the process died, the network dropped), the retry sends that very transaction."""
-    node = spawn()
+    node = spawn(*COUNTING)
     wallet.json(node, "init")
     wallet.json(node, "faucet", "1000")
     payee = encode_address(derive_keypair(DEVICE_SEED, 0).address)
@@ -349,7 +354,7 @@ def test_a_large_fleet_file_is_chunked(
 ) -> None:
     """130 rows: 126 recipients in one transaction (one output left for the change), 4 in
     a second; the state file lost is rebuilt from the keystore's primary address."""
-    node = spawn()
+    node = spawn(*COUNTING)
     wallet.json(node, "init")
     wallet.json(node, "faucet", "100000")
     addresses = [encode_address(derive_keypair(DEVICE_SEED, 200 + i).address) for i in range(130)]

@@ -168,6 +168,9 @@ def test_liveness_policy() -> None:
     assert not policy.due(now=10.5, last_arrival=10.0, tips=2)
     assert policy.due(now=11.0, last_arrival=10.0, tips=2)
     assert policy.due(now=10.1, last_arrival=10.0, tips=4)
+    # A payment nobody approves is approved by the node after tip_wait (quiet latency).
+    assert not policy.due(now=10.5, last_arrival=10.0, tips=2, waiting=0.05)
+    assert policy.due(now=10.5, last_arrival=10.0, tips=2, waiting=policy.tip_wait)
 
 
 def test_params_checks(tangle: Tangle) -> None:

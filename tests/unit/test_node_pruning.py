@@ -106,7 +106,7 @@ async def test_a_conflicting_transaction_stays_conflicting(node: Node) -> None:
 
 
 async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
-    funding = await node.pay_from_faucet(ALICE.address, 100)
+    funding = await node.issuer.pay_from_faucet(ALICE.address, 100)
     await settle(node, 5)
     source = output_of(node.tangle.get(funding), ALICE.address)
     tips = node.engine.select_tips(node.rng, node.clock())
@@ -135,13 +135,13 @@ async def test_a_lost_double_spend_does_not_stop_pruning(node: Node) -> None:
 
 
 async def test_the_faucet_and_pruned_history_after_pruning(node: Node) -> None:
-    first = await node.pay_from_faucet(ALICE.address, 5)
+    first = await node.issuer.pay_from_faucet(ALICE.address, 5)
     await settle(node, 5)
     tick(node, 100)
     await settle(node, 3)
     assert await node.prune(node.clock()) > 0
     assert first not in node.tangle
-    again = await node.pay_from_faucet(ALICE.address, 7)  # its last payment is gone
+    again = await node.issuer.pay_from_faucet(ALICE.address, 7)  # its last payment is gone
     await settle(node, 5)
     assert node.engine.status(again) is TxStatus.CONFIRMED
     assert node.balances(ALICE.address)[0] == 12
@@ -150,7 +150,7 @@ async def test_the_faucet_and_pruned_history_after_pruning(node: Node) -> None:
 
 
 async def test_a_second_spend_of_a_pending_output_is_refused(node: Node) -> None:
-    funding = await node.pay_from_faucet(ALICE.address, 50)
+    funding = await node.issuer.pay_from_faucet(ALICE.address, 50)
     source = output_of(node.tangle.get(funding), ALICE.address)
     tips = node.engine.select_tips(node.rng, node.clock())
     first = transfer(ALICE, node.params, tips, [source], {BOB.address: 50}, timestamp=7)

@@ -321,7 +321,7 @@ class Node:
     async def _confirm_loop(self) -> None:
         took = 0.0
         while True:
-            await asyncio.sleep(max(self.config.confirm_interval, PASS_SHARE * took))
+            await asyncio.sleep(max(self.config.confirm_interval, min(1.0, PASS_SHARE * took)))
             began = time.perf_counter()
             try:
                 self.confirm()

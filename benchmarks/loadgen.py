@@ -266,7 +266,7 @@ async def submit_stages(session: aiohttp.ClientSession, api: str) -> dict[str, f
         if line.startswith("tangle_submit_stage_seconds_"):
             name, value = line.split()
             stage = name.split('"')[1]
-            target = seconds if "_total{" in name else counts
+            target = seconds if "_sum{" in name else counts
             target[stage] = float(value)
     return {k: round(1000 * v / counts[k], 2) for k, v in seconds.items() if counts.get(k)}
 

@@ -22,6 +22,7 @@ Time is a parameter everywhere (``now``, in seconds for a node), and so is rando
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,14 +47,29 @@ class LivenessPolicy:
     """Seconds a tip that carries value or data may wait for an approver before the node
     approves it itself: a tip does not approve itself, so on a quiet network a payment
     confirms only once something approves it (quiet-network latency)."""
+    min_gap: float = 0.25
+    """Seconds between two consolidations for the idle and too-many-tips rules (the node
+    checks far more often, for ``tip_wait``; without this gap those rules would issue an
+    empty transaction at every check)."""
 
-    def due(self, now: float, last_arrival: float, tips: int, waiting: float = 0.0) -> bool:
-        """``waiting``: how long the oldest pending value-carrying tip has waited."""
-        return (
-            now - last_arrival >= self.idle_after
-            or tips > self.max_tips
-            or waiting >= self.tip_wait
-        )
+    def due(
+        self,
+        now: float,
+        last_arrival: float,
+        tips: int | Callable[[], int],
+        waiting: float = 0.0,
+        last_issued: float = float("-inf"),
+    ) -> bool:
+        """``waiting``: how long the oldest pending value-carrying tip has waited;
+        ``tips``: the walkable tips, or how to count them (only counted when it matters);
+        ``last_issued``: when the node last consolidated."""
+        if waiting >= self.tip_wait:
+            return True
+        if now - last_issued < self.min_gap:
+            return False
+        if now - last_arrival >= self.idle_after:
+            return True
+        return (tips() if callable(tips) else tips) > self.max_tips
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,11 +230,18 @@ class Engine:
             return self.urts.select(rng, now)
         raise ValueError(f"tip selection: expected 'mcmc' or 'urts', got {mode!r}")
 
-    def consolidation_due(self, now: float, waiting: float = 0.0) -> bool:
+    def consolidation_due(
+        self, now: float, waiting: float = 0.0, last_issued: float = float("-inf")
+    ) -> bool:
         """Should the node issue an empty transaction now (idle, tips piling up, or a
-        payment waiting for an approver for ``waiting`` seconds)?"""
-        walkable_tips = sum(1 for s in self.window.tips() if self.window.walkable[s])
-        return self.params.liveness.due(now, self.last_arrival, walkable_tips, waiting)
+        payment waiting for an approver for ``waiting`` seconds)? ``last_issued``: when
+        it last did (see :attr:`LivenessPolicy.min_gap`)."""
+        w = self.window
+
+        def walkable_tips() -> int:
+            return sum(1 for s in w.tips() if w.walkable[s])
+
+        return self.params.liveness.due(now, self.last_arrival, walkable_tips, waiting, last_issued)
 
     # -- confirmation ---------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ class NodeConfig:
     """Seconds a payment may stay unapproved before this node approves it with an empty
     transaction (lower: faster confirmation on a quiet network, more empty ones)."""
     liveness_interval: float = 0.05
-    """Seconds between checks for an idle tangle (then the node issues an empty transaction)."""
+    """Seconds between liveness checks (a payment waiting ``tip_wait``, an idle tangle, tips
+    piling up: then the node issues an empty transaction; see ``LivenessPolicy``)."""
     faucet_index: int = 0
     """Which of the dev faucet keys this node pays from (0..15)."""
     node_seed: bytes = field(default=b"", repr=False)

@@ -2,10 +2,11 @@
 
 - **Faucet** (dev networks): pays from this node's faucet key, approving its previous
   payment so that its change is in view and no output is ever spent twice.
-- **Liveness** (§4.2): when the tangle is idle or tips pile up while a recent
-  transaction still waits, the node issues an empty transaction that approves the
-  oldest such tip, so it gets an approver (its own empty ones need no confirmation:
-  counting them would make an idle node issue one per second forever).
+- **Liveness** (§4.2): while a recent transaction that carries value or data waits,
+  the node issues an empty transaction when the tangle is idle, when tips pile up, or
+  when that transaction has waited ``tip_wait`` for an approver; the empty one approves
+  the oldest such tip. Empty transactions (this node's or another's) need no
+  confirmation: counting them would make idle nodes approve each other's forever.
 - **Tips that approve given transactions** (``GET /tips?approve=``): a wallet spending
   pending outputs must see them (§8.2).
 
@@ -55,6 +56,7 @@ class Issuer:
         self.faucet = faucet
         self._faucet_lock = asyncio.Lock()
         self._faucet_last: TxId | None = None
+        self._last_keep_alive = float("-inf")
 
     @property
     def _tangle(self) -> Tangle:
@@ -214,12 +216,12 @@ class Issuer:
         return None
 
     def needs_confirmation(self, tx_id: TxId) -> bool:
-        """Pending, and not one of this node's own empty transactions."""
+        """Pending, and carries value or data (an empty transaction needs none)."""
         engine = self.host.engine
         if tx_id not in engine.tangle or engine.status(tx_id) is not TxStatus.PENDING:
             return False
         tx = engine.tangle.get(tx_id)
-        return tx.issuer != self.key.public_key or tx.moves_value or bool(tx.payload)
+        return tx.moves_value or bool(tx.payload)
 
     async def keep_alive(self, recent: list[TxId], now: float) -> bool:
         """Issue an empty transaction when one is due (§4.2); True if it did."""
@@ -227,13 +229,10 @@ class Issuer:
         if not pending:
             return False
         tip = self.oldest_pending_tip(recent)
-        waiting = 0.0
-        if tip is not None:
-            engine = self.host.engine
-            carried = engine.tangle.get(tip)
-            if carried.moves_value or carried.payload:  # not another node's empty one
-                waiting = now - float(engine.window.times[engine.window.slot(tip)])
-        if not self.host.engine.consolidation_due(now, waiting):
+        engine = self.host.engine
+        waiting = 0.0 if tip is None else now - float(engine.window.times[engine.window.slot(tip)])
+        if not engine.consolidation_due(now, waiting, self._last_keep_alive):
             return False
+        self._last_keep_alive = now
         await self.issue(self.key, [], {}, b"", promote=tip)
         return True

@@ -21,14 +21,14 @@ def prometheus(node: Node) -> str:
         "# TYPE tangle_in_flight gauge",
         f"tangle_in_flight {node.in_flight}",
         "# HELP tangle_submit_stage_seconds Time accepted submissions spent per stage.",
-        "# TYPE tangle_submit_stage_seconds counter",
+        "# TYPE tangle_submit_stage_seconds summary",
         *(
-            f'tangle_submit_stage_seconds_total{{stage="{stage}"}} {seconds:.6f}'
+            line
             for stage, seconds in node.stages.seconds.items()
-        ),
-        *(
-            f'tangle_submit_stage_seconds_count{{stage="{stage}"}} {count}'
-            for stage, count in node.stages.count.items()
+            for line in (
+                f'tangle_submit_stage_seconds_sum{{stage="{stage}"}} {seconds:.6f}',
+                f'tangle_submit_stage_seconds_count{{stage="{stage}"}} {node.stages.count}',
+            )
         ),
         "# HELP tangle_unsolid Transactions waiting for parents.",
         "# TYPE tangle_unsolid gauge",

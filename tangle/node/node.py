@@ -2,13 +2,14 @@
 
 Ingest of a fresh transaction (API, :meth:`Node.submit`): decode; duplicate check;
 the stateless rules (§5, on a worker thread: the signature check is the costly part),
-which also say how much work the nonce proves; a wait of up to ``PARENT_WAIT`` for
-parents still on their way by gossip; admission (:func:`tangle.admission.admit`:
-known parents, adaptive work §6.5, not born conflicting §8.3, no live rival §8.4),
-which yields the verdict; attach with that verdict; persist; and acknowledge only
-once the row is committed (:mod:`tangle.node.durable`). A transaction from gossip
-(:meth:`Node.accept`) is attached on validity alone. Both go through one
-:meth:`Node._attach`, the node's one way into the engine.
+which also say how much work the nonce proves; a wait for parents still on their way
+by gossip (up to ``PARENT_WAIT``, or what the client asked with ``?parent_wait=``);
+admission (:func:`tangle.admission.admit`: known parents, adaptive work §6.5, not
+born conflicting §8.3, no live rival §8.4), which yields the verdict; attach with that
+verdict; persist; and acknowledge only once the row is committed
+(:mod:`tangle.node.durable`). A transaction from gossip (:meth:`Node.accept`) is
+attached on validity alone. Both go through one :meth:`Node._attach`, the node's one
+way into the engine.
 
 Around that: :mod:`tangle.node.bootstrap` (data dir, snapshot), :mod:`tangle.node.issuing`
 (the node's own transactions), :mod:`tangle.node.events` (what it announces), and
@@ -133,11 +134,9 @@ class Node:
         self.in_flight = 0
         """Submissions between their body read and their answer."""
         self._refusals = RefusalRate()
-        self.stages = Stages()
-        """Where accepted submissions spent their time (``/metrics``)."""
+        self.stages = Stages()  # where accepted submissions spent their time (/metrics)
         self.backlog: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
-        """The gossip ingest queue's fill (0..1) and its oldest item's age in seconds (the
-        gossip driver sets it)."""
+        """The gossip ingest queue's fill (0..1) and its oldest item's age (s), set by gossip."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -250,11 +249,11 @@ class Node:
         if tx.id in self.tangle:
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
-        stages, began = self.stages, time.perf_counter()
+        timer = self.stages.timer()
         work = await asyncio.to_thread(validate_stateless, tx, self.params)
-        began = stages.add("validate", began)
+        timer.lap("validate")
         await self._parent_waits.wait(self.tangle.missing_parents_of(tx), parent_wait)
-        began = stages.add("parents", began)
+        timer.lap("parents")
         if tx.id in self.tangle:  # someone else submitted it meanwhile
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
@@ -266,9 +265,10 @@ class Node:
         # acknowledgement below waits for the commit).
         for callback in self.on_new:
             callback(tx)
-        began = stages.add("attach", began)
+        timer.lap("attach")
         await self.durable.wait(tx.id)
-        stages.add("commit", began)
+        timer.lap("commit")
+        timer.done()
         return Submitted(tx.id, created=True)
 
     def accept(self, tx: Transaction) -> AttachResult:

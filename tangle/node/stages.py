@@ -6,19 +6,37 @@ import time
 
 
 class Stages:
-    """Seconds spent, and passes, per stage of a submission: validate (the stateless
-    rules, on a thread, queueing included), parents (waiting for them by gossip),
-    attach (admission, attach, index, hand-over), commit (waiting for the disk)."""
+    """Seconds spent, and submissions counted, per stage of an *accepted* submission:
+    validate (the stateless rules, on a thread, queueing included), parents (waiting
+    for them by gossip), attach (admission, attach, index, hand-over), commit (waiting
+    for the disk). A refused submission counts nowhere, so the means describe the path
+    of the payments a node took."""
 
     NAMES = ("validate", "parents", "attach", "commit")
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(self.NAMES, 0.0)
-        self.count = dict.fromkeys(self.NAMES, 0)
+        self.count = 0
 
-    def add(self, stage: str, began: float) -> float:
-        """Count the time since ``began`` (``perf_counter``) to ``stage``; returns now."""
+    def timer(self) -> StageTimer:
+        return StageTimer(self)
+
+
+class StageTimer:
+    """One submission's stage times, kept aside until :meth:`done` (on success)."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.stages = stages
+        self.began = time.perf_counter()
+        self.spent: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        """The time since the last lap (or the start) went to ``stage``."""
         now = time.perf_counter()
-        self.seconds[stage] += now - began
-        self.count[stage] += 1
-        return now
+        self.spent[stage] = now - self.began
+        self.began = now
+
+    def done(self) -> None:
+        for stage, seconds in self.spent.items():
+            self.stages.seconds[stage] += seconds
+        self.stages.count += 1

@@ -52,8 +52,10 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(spawn: Callable[..., NodeProcess], tmp_path: Path) -> AsyncIterator[Shop]:
-    node = spawn()
+async def shop(
+    spawn: Callable[..., NodeProcess], tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Shop]:
+    node = spawn("node0", *getattr(request, "param", ()))  # arguments by indirect parametrize
     seller, buyer = derive_keypair(SEED, 0), derive_keypair(SEED, 1)
     server_client, buyer_client = NodeClient(node.api), NodeClient(node.api)
     store = SqliteStore(tmp_path / "consumed.sqlite3")
@@ -178,6 +180,7 @@ async def test_underpaid_misaddressed_and_foreign_nonce_refused(shop: Shop) -> N
     assert (status, body["error"]) == (400, "invalid_payload")
 
 
+@pytest.mark.parametrize("shop", [("--tip-wait", "600")], indirect=True)
 async def test_pending_settlement_is_answered_pending_and_paid_once(shop: Shop) -> None:
     shop.paywall.settle_wait = 0  # answer at once, whatever the status
     price = len(DATA) * PRICE_PER_BYTE
@@ -185,7 +188,7 @@ async def test_pending_settlement_is_answered_pending_and_paid_once(shop: Shop) 
     nonce = bytes.fromhex(requirement["extra"]["nonce"])
     tx = await shop.payer.pay({shop.seller.address: price}, payload=payment_payload(nonce))
     status, body = await _present(shop, "/data", _header(requirement, tx.id, signer=shop.buyer))
-    # a dev node confirms only after the next idle-tick transaction, ≥ 1 s later
+    # with --tip-wait 600 the node approves the lone payment only once idle, >= 1 s later
     assert status == 202
     assert body == {"status": "pending", "transaction": tx.id.hex(), "retryAfterSeconds": 1}
 

@@ -1,4 +1,7 @@
-"""DAG invariants on random DAGs, against networkx as the oracle (PROTOCOL §7)."""
+"""DAG invariants on random DAGs, against networkx as the oracle (PROTOCOL §7).
+
+The DAGs include roots (snapshot entry points) and transactions that approve only old
+ones."""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ def random_dags(draw: st.DrawFn) -> tuple[Dag, nx.DiGraph]:
     graph = nx.DiGraph()
     graph.add_node(0)
     for i in range(1, n):
+        if draw(st.integers(0, 19)) == 0:
+            dag.add_root(tid(i))
+            graph.add_node(i)
+            continue
         # Bias parents towards recent transactions, as real tangles are.
         low = draw(st.integers(0, i - 1))
         trunk = draw(st.integers(low, i - 1))
@@ -67,3 +74,16 @@ def test_cones_match_networkx(dags, data) -> None:  # type: ignore[no-untyped-de
     assert set(dag.past_cone(tid(b))) == {tid(v) for v in nx.descendants(graph, b) | {b}}
     assert dag.future_cone(tid(a)) == {tid(v) for v in nx.ancestors(graph, a)}
     assert set(dag.approvers(tid(a))) == {tid(v) for v in graph.predecessors(a)}
+
+
+@given(random_dags(), st.data())
+def test_cone_unions_and_masks_match_networkx(dags, data) -> None:  # type: ignore[no-untyped-def]
+    dag, graph = dags
+    picks = data.draw(st.lists(st.integers(0, len(graph) - 1), min_size=1, max_size=4))
+    cones = [nx.descendants(graph, v) | {v} for v in picks]
+    assert set(dag.past_cone_of_all(tid(v) for v in picks)) == {tid(v) for v in set().union(*cones)}
+    common = set.intersection(*cones)
+    assert list(dag.common_past_cone(tid(v) for v in picks)) == [tid(v) for v in sorted(common)]
+    named = data.draw(st.lists(st.integers(0, len(graph) - 1), max_size=3))
+    mask = dag.mask_of(tid(v) for v in named)
+    assert dag.covers([tid(v) for v in picks], mask) == (set(named) <= set().union(*cones))

@@ -171,6 +171,22 @@ def test_liveness_policy() -> None:
     # A payment nobody approves is approved by the node after tip_wait (quiet latency).
     assert not policy.due(now=10.5, last_arrival=10.0, tips=2, waiting=0.05)
     assert policy.due(now=10.5, last_arrival=10.0, tips=2, waiting=policy.tip_wait)
+    # The idle and too-many-tips rules wait min_gap after the last consolidation; tip_wait
+    # does not (it is what keeps a lone payment fast).
+    just = 11.0 - policy.min_gap / 2
+    assert not policy.due(now=11.0, last_arrival=10.0, tips=4, last_issued=just)
+    assert policy.due(now=11.0, last_arrival=10.0, tips=4, last_issued=11.0 - policy.min_gap)
+    assert policy.due(now=11.0, last_arrival=10.0, tips=2, waiting=1.0, last_issued=11.0)
+    counted: list[int] = []
+
+    def tips() -> int:  # counting tips is the costly part: only when the cheap rules say no
+        counted.append(1)
+        return 4
+
+    assert policy.due(now=11.0, last_arrival=10.0, tips=tips)
+    assert not counted
+    assert policy.due(now=10.5, last_arrival=10.0, tips=tips)
+    assert counted == [1]
 
 
 def test_params_checks(tangle: Tangle) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tangle import __version__
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def _bounded(
@@ -109,7 +114,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument("--genesis", metavar="FILE", help="the network's genesis file (non-dev)")
     node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    node.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default=os.environ.get("TANGLE_EVENT_LOOP", "auto"),
+        help="auto: uvloop when installed (pip install 'tangle[fast]'), else asyncio's",
+    )
     return parser
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop the node runs on (None: asyncio's own).
+
+    Raises:
+        ConfigError: uvloop was asked for and is not installed.
+    """
+    from tangle.node.errors import ConfigError
+
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                "--event-loop uvloop: uvloop is not installed (pip install 'tangle[fast]')"
+            ) from None
+        return None
+    return uvloop.new_event_loop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,12 +294,14 @@ def run_node(args: argparse.Namespace) -> int:
                 "genesis": args.genesis,
             },
         )
+        factory = loop_factory(args.event_loop)
     except ConfigError as exc:
         print(f"tangle node: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_level)
     try:
-        asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(config))
     except (ConfigError, Rejected, StorageError) as exc:
         print(f"tangle node: {exc}", file=sys.stderr)
         return 2

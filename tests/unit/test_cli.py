@@ -14,6 +14,7 @@ import pytest
 from tangle import encode_address
 from tangle.demo import scenario as demo
 from tangle.node import cli
+from tangle.node.errors import ConfigError
 from tests.helpers import keypair
 from wallet import cli as wallet_cli
 
@@ -106,3 +107,12 @@ def test_wallet_check_address(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid address" in err
     assert "checksum" in err
     assert "Traceback" not in err
+
+
+def test_event_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli.loop_factory("asyncio") is None
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    assert cli.loop_factory("auto") is None  # auto falls back to asyncio's loop
+    with pytest.raises(ConfigError, match=r"uvloop is not installed \(pip install"):
+        cli.loop_factory("uvloop")
+    assert cli.main(["node", "--dev", "--event-loop", "uvloop"]) == 2

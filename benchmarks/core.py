@@ -10,13 +10,13 @@ validating signed transactions: the ratios say how far the rest is from it.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
 from collections.abc import Callable
 
 import pow
+from benchmarks import jsonout
 from tangle import NetworkParams, OutputId, Tangle, Transaction, decode, make_genesis
 from tangle.builder import build
 from tangle.signing import Keypair, verify_signature
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = figures["ed25519_verify_per_s"]
     figures["attach_vs_verify_ceiling"] = figures["attach_prevalidated_per_s"] / ceiling
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(jsonout.dumps(figures))
         return 0
     print(f"core benchmark, {len(txs)} payments of {sample.size} bytes, one core")
     for name, value in figures.items():

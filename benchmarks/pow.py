@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import statistics
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pow
+from benchmarks import jsonout
 from pow import reference
 from pow.pool import PoolSearcher, search_for
 from pow.vectorized import KERNELS, BatchSearcher, Target
@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds, --workers and --solves must be positive")
     result = measure(args.seconds, args.workers, args.solves)
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.write_text(jsonout.dumps(result) + "\n")
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(jsonout.dumps(result))
     else:
         print_table(result)
     return 0

@@ -27,7 +27,6 @@ Reported (after a burn-in of 30 lambda h transactions, and leaving out the last
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -37,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
+from benchmarks import jsonout
 from tangle.transaction import TxId
 from tangle.walk import (
     DEFAULT_ALPHA,
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         rows = sweep(args.rate, args.delay, args.transactions, args.seeds)
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(jsonout.dumps(rows))
         else:
             print(
                 f"alpha sweep: lambda {args.rate}, h {args.delay}, {args.transactions} "
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(jsonout.dumps(result))
     else:
         fa = result["first_approval"]
         th = result["theory"]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -47,6 +46,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks import jsonout
 from benchmarks.loadgen import PARAMS, Plan, drive, prebuild, statuses, submit
 from tangle import Keypair, OutputId, TxId, build, encode_address
 from tangle.node import wire
@@ -230,13 +230,13 @@ async def quiet_phase(api: str, count: int, gap: float) -> dict[str, Any]:
 async def ingest_phase(api: str, plan: Plan, count: int) -> float:
     """Feed a fresh node payments over gossip; transactions per second until the last
     one is attached and committed."""
-    txs = [*plan.fundings, *plan.txs[:count]]
+    raws = [*(f.encode() for f in plan.fundings), *plan.raws[:count]]
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{api}/gossip", max_msg_size=wire.MAX_FRAME)
         await ws.send_bytes(wire.hello(DEV_NETWORK_ID, b"\x42" * 32, ""))
         began = time.monotonic()
-        for tx in txs:
-            await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
+        for raw in raws:
+            await ws.send_bytes(wire.encode(Kind.TX, raw))
         while True:
             async with session.get(f"{api}/metrics") as response:
                 text = await response.text()
@@ -245,14 +245,14 @@ async def ingest_phase(api: str, plan: Plan, count: int) -> float:
                 for line in text.splitlines()
                 if line.startswith("tangle_storage_rows_total")
             )
-            if rows >= len(txs):
+            if rows >= len(raws):
                 break
             if time.monotonic() - began > 300:
-                raise RuntimeError(f"ingest stalled at {rows} of {len(txs)}")
+                raise RuntimeError(f"ingest stalled at {rows} of {len(raws)}")
             await asyncio.sleep(0.05)
         elapsed = time.monotonic() - began
         await ws.close()
-    return len(txs) / elapsed
+    return len(raws) / elapsed
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr, flush=True)
 
     result = run(args, log)
-    text = json.dumps(result, indent=2)
+    text = jsonout.dumps(result)
     if args.out:
         args.out.write_text(text + "\n")
     print(text)

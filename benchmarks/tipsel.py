@@ -14,7 +14,6 @@ with networkx over the same window, and reports the ratio of the two.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import statistics
@@ -26,6 +25,7 @@ from typing import Any
 
 import networkx as nx
 
+from benchmarks import jsonout
 from benchmarks.simulate import TipSet, tid
 from tangle.confirmation import confidence_pass
 from tangle.walk import DEFAULT_ALPHA, McmcSelector, WalkParams
@@ -172,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--transactions >= 100, --rate > 0 and --samples >= 1 are required")
     result = run(args.transactions, args.rate, args.delay, args.window, args.samples)
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.write_text(jsonout.dumps(result) + "\n")
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(jsonout.dumps(result))
         return 0
     print(
         f"tip selection: {result['transactions']:,} transactions at {args.rate:g}/s, "

@@ -8,7 +8,10 @@ below k has come back empty.
 Every search here can stop early, by a ``cancel`` event, a ``time_limit`` or a nonce
 ``count``, and reports progress; the :class:`SearchResult` says why it stopped and
 where to resume, so a sender can re-select its tips and carry on (Hornet re-selects
-every 5 s). Cancellation takes effect within one chunk (tens of milliseconds).
+every 5 s). When a search ends (a hit, a timeout, a cancel), a counter in shared memory
+moves on and every chunk still out stops after the batch it is on (a few
+milliseconds): an ended search neither overruns its time limit by a chunk nor delays
+the next search, which would otherwise queue behind its leftover chunks.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
+from typing import Any
 
 from pow.reference import nonce_range_end, pow_prefix
 from pow.vectorized import BatchSearcher, Target, batch_for, scan
 
 DEFAULT_CHUNK = 1 << 18
-"""Nonces per work item: about 40 ms on one core, the bound on cancellation latency."""
+"""Nonces per work item: about 40 ms on one core. Few items keep the overhead of
+handing them out low; cancellation does not wait for a chunk to end (see above)."""
 
 PROGRESS_INTERVAL = 0.25
 """Seconds between progress reports."""
@@ -111,16 +116,38 @@ def search_for(
 # -- the process pool --------------------------------------------------------------------
 
 _cache: dict[tuple[bytes, int], BatchSearcher] = {}
+_generation: Any = None
+"""The worker's view of the pool's search counter (shared memory): a chunk whose search
+has ended stops at its next batch instead of running to its end."""
 
 
-def _scan_chunk(prefix: bytes, difficulty: int, start: int, end: int) -> int | None:
-    """Worker: the smallest valid nonce in [start, end), or None."""
+def _init_worker(generation: Any) -> None:
+    global _generation
+    _generation = generation
+
+
+def _scan_chunk(
+    prefix: bytes, difficulty: int, start: int, end: int, generation: int
+) -> tuple[int | None, int, bool]:
+    """Worker: (the smallest valid nonce in [start, end) or None, nonces hashed, whether
+    the chunk was searched to its end or to its hit). A chunk whose search ``generation``
+    has ended (a hit below it, a timeout, a cancel) stops after the batch it is on."""
     batch = batch_for(difficulty)
     searcher = _cache.get((prefix, batch))
     if searcher is None:
         _cache.clear()  # one prefix at a time: bounded memory
         searcher = _cache[(prefix, batch)] = BatchSearcher(prefix, batch)
-    return scan(searcher, Target.for_difficulty(difficulty), start, end)
+    target = Target.for_difficulty(difficulty)
+    pos = start
+    while pos < end:
+        if _generation is not None and _generation.value != generation:
+            return None, pos - start, False
+        stop = min(end, pos + batch)
+        nonce = scan(searcher, target, pos, stop)
+        if nonce is not None:
+            return nonce, stop - start, True
+        pos = stop
+    return None, end - start, True
 
 
 def _warm_up(_: int) -> int:
@@ -141,8 +168,13 @@ class PoolSearcher:
         if chunk < 1:
             raise ValueError(f"chunk: expected >= 1, got {chunk}")
         self.chunk = chunk
+        context = multiprocessing.get_context("spawn")
+        self._generation = context.RawValue("Q", 0)
         self._executor = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self._generation,),
         )
         self._lock = threading.Lock()
         # Start every worker now (spawning imports numpy: ~0.2 s), not on the first search.
@@ -193,8 +225,9 @@ class PoolSearcher:
     ) -> SearchResult:
         began = time.monotonic()
         last_report = began
+        generation = self._generation.value
         n_chunks = math.ceil((end - start) / self.chunk)
-        running: dict[Future[int | None], int] = {}
+        running: dict[Future[tuple[int | None, int, bool]], int] = {}
         results: dict[int, int | None] = {}
         next_chunk = 0
         best_chunk = n_chunks  # lowest chunk index with a hit so far
@@ -205,46 +238,58 @@ class PoolSearcher:
             low = start + k * self.chunk
             return low, min(end, low + self.chunk)
 
-        stop: Stop | None = None
-        while True:
-            while next_chunk < best_chunk and len(running) < 2 * self.workers:
-                low, high = chunk_range(next_chunk)
-                running[self._executor.submit(_scan_chunk, prefix, difficulty, low, high)] = (
-                    next_chunk
-                )
-                next_chunk += 1
-            while contiguous in results:
-                contiguous += 1
-            if contiguous >= best_chunk or contiguous >= n_chunks:
-                break
-            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
-            for future in done:
-                k = running.pop(future)
-                results[k] = future.result()
-                low, high = chunk_range(k)
-                hashed += high - low
-                if results[k] is not None:
+        def collect(future: Future[tuple[int | None, int, bool]]) -> None:
+            nonlocal hashed, best_chunk
+            k = running.pop(future)
+            if future.cancelled():
+                return
+            nonce, count, complete = future.result()
+            hashed += count
+            if complete:
+                results[k] = nonce
+                if nonce is not None:
                     best_chunk = min(best_chunk, k)
-            now = time.monotonic()
-            if cancel is not None and cancel.is_set():
-                stop = Stop.CANCELLED
-            elif time_limit is not None and now - began >= time_limit:
-                stop = Stop.TIMEOUT
-            if stop is not None:
-                for future in running:
-                    future.cancel()
-                wait(running)  # at most one chunk's time
-                hashed += sum(
-                    high - low
-                    for future, k in running.items()
-                    if not future.cancelled()
-                    for low, high in [chunk_range(k)]
-                )
-                break
-            if progress is not None and now - last_report >= PROGRESS_INTERVAL:
-                searched = min(end, start + contiguous * self.chunk) - start
-                progress(Progress(searched, now - began, float(2**difficulty)))
-                last_report = now
+
+        stop: Stop | None = None
+        try:
+            while True:
+                while next_chunk < best_chunk and len(running) < 2 * self.workers:
+                    low, high = chunk_range(next_chunk)
+                    future = self._executor.submit(
+                        _scan_chunk, prefix, difficulty, low, high, generation
+                    )
+                    running[future] = next_chunk
+                    next_chunk += 1
+                while contiguous in results:
+                    contiguous += 1
+                if contiguous >= best_chunk or contiguous >= n_chunks:
+                    break
+                poll = 0.05
+                if time_limit is not None:  # wake at the limit, not up to a poll past it
+                    poll = max(0.0, min(poll, began + time_limit - time.monotonic()))
+                done, _ = wait(running, timeout=poll, return_when=FIRST_COMPLETED)
+                for future in done:
+                    collect(future)
+                now = time.monotonic()
+                if cancel is not None and cancel.is_set():
+                    stop = Stop.CANCELLED
+                elif time_limit is not None and now - began >= time_limit:
+                    stop = Stop.TIMEOUT
+                if stop is not None:
+                    break
+                if progress is not None and now - last_report >= PROGRESS_INTERVAL:
+                    searched = min(end, start + contiguous * self.chunk) - start
+                    progress(Progress(searched, now - began, float(2**difficulty)))
+                    last_report = now
+        finally:
+            # The search is over: chunks still out stop within a batch, and the next
+            # search does not queue behind them.
+            self._generation.value = generation + 1
+            for future in running:
+                future.cancel()
+            wait(running)
+            for future in list(running):
+                collect(future)
         elapsed = time.monotonic() - began
         if best_chunk < n_chunks and contiguous >= best_chunk:
             nonce = results[best_chunk]

@@ -188,3 +188,20 @@ async def test_pool_search_async_and_task_cancellation(pool: PoolSearcher) -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - began < 1.0
+
+
+def test_an_ended_search_leaves_no_chunk_running() -> None:
+    """Chunks still out when a search ends stop at their next batch, and their partial
+    work is counted: neither the search nor the next one waits for them to finish.
+    A chunk here is 2**24 nonces, seconds of hashing on one core."""
+    chunk = 1 << 24
+    with PoolSearcher(workers=2, chunk=chunk) as big:
+        easy = big.search(DATA, 4)  # a hit at once; the other chunks are cut short
+        assert easy.nonce == reference.search(DATA, 4)
+        assert easy.hashed < chunk
+        began = time.monotonic()
+        timed_out = big.search(DATA, 64, time_limit=0.2)
+        assert timed_out.stop is Stop.TIMEOUT
+        assert timed_out.searched == 0  # no chunk came back whole
+        assert 0 < timed_out.hashed < chunk  # but the hashing done is counted
+        assert time.monotonic() - began < 0.2 + 1.0  # not the seconds a chunk takes

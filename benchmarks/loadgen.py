@@ -107,6 +107,7 @@ class Payment:
     """Seconds after the window opens."""
     raw: bytes
     """The payment as planned, encoded (decoded when it is sent)."""
+    id: TxId
 
 
 @dataclass(slots=True)
@@ -264,7 +265,7 @@ def prebuild(
         approved.update((trunk, branch))
         queues[device.node].add(due, tx.id)
         raw = tx.encode()
-        device.payments.append(Payment(due, raw))
+        device.payments.append(Payment(due, raw, tx.id))
         raws.append(raw)
         coin[d] = (change_of(tx, device.key.address), value - 1, tx.id)
     return Plan(rate, duration, fundings, fleet, raws, time.perf_counter() - began)
@@ -444,6 +445,8 @@ async def _confirmations(api: str, tally: Tally, stop: asyncio.Event) -> None:
     async with aiohttp.ClientSession() as session:
 
         async def fill() -> None:
+            """Statuses of what has no confirmation yet; those confirmed are stamped now
+            (an upper bound: they may have confirmed while the stream was away)."""
             waiting = [t for t in tally.first_sent if t not in tally.confirmed]
             now = time.monotonic()
             for t, s in (await statuses(session, api, waiting)).items():
@@ -540,6 +543,11 @@ async def drive(
         window_end = began + plan.duration
         sampler = asyncio.create_task(sample())
 
+        def give_up(device: Device) -> None:
+            """The device sends no more: what approves its payments is rebuilt first."""
+            tally.dead.update(p.id for p in device.payments)
+            device.payments.clear()
+
         async def run_device(device: Device) -> None:
             api = apis[device.node]
             while device.payments:
@@ -549,12 +557,13 @@ async def drive(
                     await asyncio.sleep(delay)
                 if time.monotonic() >= window_end:
                     tally.unsent += 1 + len(device.payments)
-                    device.payments.clear()
+                    tally.dead.add(payment.id)
+                    give_up(device)
                     return
                 tally.attempted += 1
                 if not await _pay(session, api, device, payment, tally, jitter):
                     tally.stranded += len(device.payments)
-                    device.payments.clear()
+                    give_up(device)
                     return
 
         devices = asyncio.ensure_future(asyncio.gather(*(run_device(d) for d in plan.devices)))
@@ -641,6 +650,7 @@ async def _pay(
             return True
         tally.rebuilt_before_sending += 1
         parent_wait = REBUILT_PARENT_WAIT
+        first = time.monotonic()  # latency counts from the send, not from the rebuild
     rebuilds = 0
     attempt = 0
     tally.first_sent[tx.id] = first

@@ -14,9 +14,11 @@ are ratios):
    fails (twice: a rate that fails is run again), then bisects ``--steps`` times. A
    probe *holds* when at least 95% of the
    offered payments are accepted, at least 99% of the accepted confirm, and their p99
-   latency (acknowledgement to confirmation) is at most 3 s. ``capacity_tps`` is the
-   highest rate that held; ``confirmed_tps``, ``confirmation_rate`` and ``latency_ms``
-   are that probe's.
+   latency is at most 3 s. Latency runs from a payment's first send to its
+   confirmation: what a device waits, 503 deferrals, parent waits and rebuilds
+   included (``ack_to_confirmation_ms`` leaves out the wait for the acknowledgement).
+   ``capacity_tps`` is the highest rate that held; ``confirmed_tps``,
+   ``confirmation_rate`` and ``latency_ms`` are that probe's.
 3. **Overload**: twice the capacity for the same duration on a fresh devnet:
    ``overload_confirmed_tps``, ``overload_ratio`` (that over the capacity),
    ``overload_latency_ms`` and refusals by reason.

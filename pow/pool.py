@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -168,17 +169,21 @@ class PoolSearcher:
         if chunk < 1:
             raise ValueError(f"chunk: expected >= 1, got {chunk}")
         self.chunk = chunk
-        context = multiprocessing.get_context("spawn")
-        self._generation = context.RawValue("Q", 0)
-        self._executor = ProcessPoolExecutor(
+        self._context = multiprocessing.get_context("spawn")
+        self._generation = self._context.RawValue("Q", 0)
+        self._lock = threading.Lock()
+        self._executor = self._start_executor()
+
+    def _start_executor(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=context,
+            mp_context=self._context,
             initializer=_init_worker,
             initargs=(self._generation,),
         )
-        self._lock = threading.Lock()
         # Start every worker now (spawning imports numpy: ~0.2 s), not on the first search.
-        list(self._executor.map(_warm_up, range(self.workers)))
+        list(executor.map(_warm_up, range(self.workers)))
+        return executor
 
     def __enter__(self) -> PoolSearcher:
         return self
@@ -192,7 +197,9 @@ class PoolSearcher:
         self.close()
 
     def close(self) -> None:
-        """Stop the workers; pending chunks are dropped."""
+        """Stop the workers; pending chunks are dropped, and a search still running
+        stops at its workers' next batch (and then fails)."""
+        self._generation.value += 1
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def search(
@@ -211,7 +218,14 @@ class PoolSearcher:
         end = nonce_range_end(start, count)
         prefix = pow_prefix(data)
         with self._lock:
-            return self._search(prefix, difficulty, start, end, time_limit, cancel, progress)
+            try:
+                return self._search(prefix, difficulty, start, end, time_limit, cancel, progress)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): this search fails, the next one
+                # gets fresh workers.
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start_executor()
+                raise
 
     def _search(
         self,
@@ -290,6 +304,8 @@ class PoolSearcher:
             wait(running)
             for future in list(running):
                 collect(future)
+        while contiguous in results:  # chunks that came back whole while stopping
+            contiguous += 1
         elapsed = time.monotonic() - began
         if best_chunk < n_chunks and contiguous >= best_chunk:
             nonce = results[best_chunk]

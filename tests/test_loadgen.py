@@ -110,7 +110,8 @@ def test_no_samples_is_null_in_json_not_nan() -> None:
 
 
 class ScriptedNode:
-    """A node's API as the generator uses it: refuses the first payment once with
+    """A node's API as the generator uses it: cuts its event stream once, refuses the
+    first payment once with
     ``unknown_parent``, drops the connection on the first send of the ``drop_nth``
     transaction it hears of, accepts the rest and confirms them on its event stream at
     once."""
@@ -123,6 +124,8 @@ class ScriptedNode:
         self.sends: list[TxId] = []
         self.stream: asyncio.Queue[TxId] = asyncio.Queue()
         self.seq = 0
+        self.streams: list[str] = []
+        """The query of each events connection (the first is cut after 3 events)."""
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -163,7 +166,11 @@ class ScriptedNode:
     async def events(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self.streams.append(request.query_string)
         while not ws.closed:
+            if len(self.streams) == 1 and self.seq == 3:
+                await ws.close()  # the stream goes away: the generator must come back
+                break
             try:
                 tx_id = await asyncio.wait_for(self.stream.get(), 0.2)
             except TimeoutError:
@@ -209,6 +216,7 @@ async def test_a_run_rebuilds_what_depends_on_a_refused_payment_and_retries_a_dr
     assert figures["rebuilt"]["before_sending"] == figures["rebuilt"]["payments"] - 1
     assert sum(figures["client_errors"].values()) >= 1
     assert figures["submit_stage_ms"] == [{}]  # a sum without a count is no mean
+    assert node.streams == ["topics=confirmations", "topics=confirmations&since=3"]
 
 
 @pytest.fixture

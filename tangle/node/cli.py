@@ -116,11 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     node.add_argument(
         "--event-loop",
-        choices=["auto", "uvloop", "asyncio"],
+        choices=EVENT_LOOPS,
         default=os.environ.get("TANGLE_EVENT_LOOP", "auto"),
         help="auto: uvloop when installed (pip install 'tangle[fast]'), else asyncio's",
     )
     return parser
+
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -131,6 +134,11 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """
     from tangle.node.errors import ConfigError
 
+    if choice not in EVENT_LOOPS:  # TANGLE_EVENT_LOOP is not checked by argparse
+        raise ConfigError(
+            f"event loop: expected one of {', '.join(EVENT_LOOPS)}, got {choice!r}"
+            " (from --event-loop or TANGLE_EVENT_LOOP)"
+        )
     if choice == "asyncio":
         return None
     try:

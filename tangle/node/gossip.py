@@ -73,6 +73,9 @@ VALIDATED_BATCHES = 4
 """Validated batches waiting to be attached: enough to keep both stages busy."""
 RETRY_IDS = 4 * wire.MAX_IDS
 """Missing parents asked for again per peer per housekeeping round."""
+CLOSE_WITHIN = 2.0
+"""Seconds a closing handshake may take before the connection is aborted: a peer that
+stops reading cannot hold a close (or whoever awaits it) for longer."""
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
@@ -83,6 +86,8 @@ class Peer:
     ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
     label: str
     protocol: PeerProtocol
+    transport: asyncio.BaseTransport | None = None
+    """The connection under the websocket, aborted when a close does not finish."""
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     sender: asyncio.Task[None] | None = None
     dropped: int = 0
@@ -104,6 +109,38 @@ class Peer:
     def send_all(self, frames: Iterable[bytes]) -> None:
         for frame in frames:
             self.send(frame)
+
+    async def close(self) -> None:
+        """Close the websocket within ``CLOSE_WITHIN`` seconds, else abort the connection
+        (a full send buffer would hold the closing handshake for as long as the peer
+        does not read)."""
+        if self.sender is not None:
+            self.sender.cancel()
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the close finishes, and a dial loop would then never stop.
+            async with asyncio.timeout(CLOSE_WITHIN):
+                await self.ws.close()
+        except TimeoutError:
+            self.abort()
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except (ConnectionError, aiohttp.ClientError, RuntimeError):
+            pass  # the connection is gone already
+
+    def abort(self) -> None:
+        """Drop the connection and whatever it has not sent: a closing handshake that
+        did not finish may leave unsent bytes that a peer that does not read never
+        takes, and aiohttp's next close of the websocket returns at once, leaving them."""
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
+
+
+def _transport_of(ws: aiohttp.ClientWebSocketResponse) -> asyncio.BaseTransport | None:
+    """The connection under an outbound websocket (aiohttp has no public accessor)."""
+    connection = getattr(getattr(ws, "_response", None), "connection", None)
+    return getattr(connection, "transport", None)
 
 
 class Gossip:
@@ -162,8 +199,7 @@ class Gossip:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for peer in list(self.peers.values()):
-            await peer.ws.close()
+        await asyncio.gather(*(peer.close() for peer in self.peers.values()))
         if self._session is not None:
             await self._session.close()
 
@@ -177,7 +213,8 @@ class Gossip:
         """The /gossip endpoint: an inbound peer."""
         ws = web.WebSocketResponse(max_msg_size=wire.MAX_FRAME, heartbeat=15)
         await ws.prepare(request)
-        await self._serve(Peer(ws, f"inbound {request.remote}", self._protocol()))
+        peer = Peer(ws, f"inbound {request.remote}", self._protocol(), request.transport)
+        await self._serve(peer)
         return ws
 
     async def _dial_loop(self, url: str) -> None:
@@ -197,7 +234,7 @@ class Gossip:
                 log.debug("cannot reach peer %s: %s", url, exc)
             else:
                 delay = 0.5
-                await self._serve(Peer(ws, url, self._protocol()))
+                await self._serve(Peer(ws, url, self._protocol(), _transport_of(ws)))
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 
@@ -239,7 +276,7 @@ class Gossip:
             peer.sender.cancel()
             if self._peers.leave(peer.node_id, peer):
                 log.info("peer %s disconnected", peer.label)
-            await peer.ws.close()
+            await peer.close()
 
     async def _sender(self, peer: Peer) -> None:
         with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
@@ -313,7 +350,7 @@ class Gossip:
                     drop = peer.protocol.invalid_transaction(problem)
                     if drop is not None:  # None: dropped already
                         log.warning("dropping peer %s: %s", peer.label, drop.reason)
-                        await peer.ws.close()
+                        self._spawn(peer.close())  # never awaited here: ingest goes on
                     continue
                 try:
                     result = node.accept(tx)

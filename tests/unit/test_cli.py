@@ -109,10 +109,13 @@ def test_wallet_check_address(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Traceback" not in err
 
 
-def test_event_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_event_loop_choice(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     assert cli.loop_factory("asyncio") is None
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
     assert cli.loop_factory("auto") is None  # auto falls back to asyncio's loop
     with pytest.raises(ConfigError, match=r"uvloop is not installed \(pip install"):
         cli.loop_factory("uvloop")
+    with pytest.raises(ConfigError, match=r"expected one of auto, uvloop, asyncio, got 'asycnio'"):
+        cli.loop_factory("asycnio")  # a typo in TANGLE_EVENT_LOOP, which argparse lets by
     assert cli.main(["node", "--dev", "--event-loop", "uvloop"]) == 2
+    assert "uvloop is not installed" in capsys.readouterr().err

@@ -205,3 +205,16 @@ def test_an_ended_search_leaves_no_chunk_running() -> None:
         assert timed_out.searched == 0  # no chunk came back whole
         assert 0 < timed_out.hashed < chunk  # but the hashing done is counted
         assert time.monotonic() - began < 0.2 + 1.0  # not the seconds a chunk takes
+
+
+def test_a_pool_whose_worker_died_fails_one_search_and_recovers() -> None:
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    with PoolSearcher(workers=2, chunk=1 << 14) as fragile:
+        worker = next(iter(fragile._executor._processes))  # type: ignore[attr-defined]
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            fragile.search(DATA, 64, time_limit=2.0)
+        assert fragile.search(DATA, 8).nonce == reference.search(DATA, 8)

@@ -9,14 +9,37 @@
   (their number over the number of tips).
 
 Both only add to the window and read it; honest traffic can continue afterwards.
+
+``python -m benchmarks.attacks`` runs the other kind: each scripted attacker of
+:mod:`benchmarks.hostile` against a real node A on loopback, while its peer B issues
+honest payments; for each, the honest confirmation share and latency at A without the
+attack and with it (measured in the same run), A's memory growth, how long SIGTERM
+took, and what the attacker saw (``--json``, ``--out FILE``).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import orjson
+
+from benchmarks import hostile, jsonout
+from benchmarks.loadgen import rss_mb
 from benchmarks.simulate import Simulation, tid
-from tangle.transaction import TxId
+from tangle import Keypair, NetworkParams, TxId, build, solve
+from tangle.node.devnet import LocalNode
+from tangle.node.genesis import DEV_BASE_DIFFICULTY, DEV_NETWORK_ID
 
 ATTACKER_IDS = 1 << 40  # far above any honest transaction number
 
@@ -152,3 +175,161 @@ def conflicting_pair(
             break
     winner = next(iter(confirmed)) if len(confirmed) == 1 else None
     return ConflictResult(resolved, winner, len(confirmed) > 1, final)
+
+
+# -- attacks on a real node ----------------------------------------------------------------
+
+
+def _attackers(params: NetworkParams) -> dict[str, Callable[[LocalNode], hostile.Attacker]]:
+    def slow(a: LocalNode) -> hostile.Attacker:
+        return hostile.slow_reader(DEV_NETWORK_ID, [_large(a, params, n) for n in range(4)])
+
+    def spam(a: LocalNode) -> hostile.Attacker:
+        async def tips() -> tuple[TxId, TxId]:
+            return await asyncio.to_thread(_tips, a)
+
+        return hostile.spam_issuer(params, tips)
+
+    return {
+        "connection_flood": lambda a: hostile.connection_flood(200),
+        "eclipse": lambda a: hostile.eclipse(DEV_NETWORK_ID, 40),
+        "slow_reader": slow,
+        "inv_flood": lambda a: hostile.inv_flood(DEV_NETWORK_ID, 2),
+        "garbage": lambda a: hostile.garbage(DEV_NETWORK_ID, 4),
+        "subscription_flood": lambda a: hostile.subscription_flood(7, 256),
+        "spam_issuer": spam,
+    }
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return orjson.loads(response.read())
+
+
+def _tips(node: LocalNode) -> tuple[TxId, TxId]:
+    body = _get(f"{node.api}/api/v1/tips")
+    return TxId(bytes.fromhex(body["trunk"])), TxId(bytes.fromhex(body["branch"]))
+
+
+def _large(node: LocalNode, params: NetworkParams, n: int) -> TxId:
+    trunk, branch = _tips(node)
+    tx = build(
+        Keypair((700 + n).to_bytes(32, "big")),
+        params,
+        trunk=trunk,
+        branch=branch,
+        timestamp=int(time.time() * 1000),
+        payload=bytes([n]) * 4096,
+    )
+    tx = solve(tx, params)
+    request = urllib.request.Request(
+        f"{node.api}/api/v1/transactions",
+        data=tx.encode(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+    return tx.id
+
+
+async def _round(
+    a: LocalNode, b: LocalNode, attacker: hostile.Attacker | None, args: argparse.Namespace
+) -> tuple[hostile.Honest, Counter[str]]:
+    stats: Counter[str] = Counter()
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(attacker(a.api, stop, stats)) if attacker else None
+    try:
+        if task is not None:
+            await asyncio.sleep(args.attack_seconds)
+        honest = await hostile.honest_payments(b.api, a.api, args.payments, args.rate)
+    finally:
+        stop.set()
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, 10)
+    return honest, stats
+
+
+def node_attack(
+    name: str, make: Callable[[LocalNode], hostile.Attacker], args: argparse.Namespace
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"tangle-attack-{name}-") as tmp:
+        a = LocalNode(Path(tmp) / "a", ("--dev", "--api-port", "0")).start()
+        b = None
+        try:
+            b = LocalNode(
+                Path(tmp) / "b",
+                ("--dev", "--api-port", "0", "--peer", a.api, "--faucet-index", "1"),
+                index=1,
+            ).start()
+            deadline = time.monotonic() + 20
+            while not _get(f"{a.api}/api/v1/peers")["peers"]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("node b did not connect to node a")
+                time.sleep(0.1)
+            baseline, _ = asyncio.run(_round(a, b, None, args))
+            assert a.process is not None
+            before = rss_mb(a.process.pid)
+            attacked, stats = asyncio.run(_round(a, b, make(a), args))
+            grown = rss_mb(a.process.pid) - before
+            began = time.monotonic()
+            a.terminate()
+            code = a.wait(15)
+            stop_s = time.monotonic() - began
+        finally:
+            for node in (a, b):
+                if node is not None:
+                    node.kill()
+    base, hit = baseline.summary(), attacked.summary()
+    return {
+        "baseline": base,
+        "attacked": hit,
+        "p99_ratio": (
+            round(hit["p99_ms"] / base["p99_ms"], 2) if hit["p99_ms"] and base["p99_ms"] else None
+        ),
+        "rss_growth_mb": round(grown, 1),
+        "sigterm_s": round(stop_s, 2),
+        "exit_code": code,
+        "attacker": dict(stats),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Scripted attacks on a real node.")
+    parser.add_argument("--payments", type=int, default=40, help="honest payments a round")
+    parser.add_argument("--rate", type=float, default=8.0, help="honest payments a second")
+    parser.add_argument("--attack-seconds", type=float, default=5.0, help="attack before them")
+    parser.add_argument("--only", action="append", help="run only this attack (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    params = NetworkParams(network_id=DEV_NETWORK_ID, base_difficulty=DEV_BASE_DIFFICULTY)
+    attackers = _attackers(params)
+    unknown = set(args.only or ()) - set(attackers)
+    if unknown:
+        parser.error(f"--only: expected one of {', '.join(attackers)}, got {sorted(unknown)}")
+    results: dict[str, Any] = {}
+    for name, make in attackers.items():
+        if args.only and name not in args.only:
+            continue
+        if not args.json:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+        results[name] = r = node_attack(name, make, args)
+        if not args.json:
+            b, h = r["baseline"], r["attacked"]
+            print(
+                f"  honest confirmed {b['confirmed_share']} -> {h['confirmed_share']}, "
+                f"p50 {b['p50_ms']} -> {h['p50_ms']} ms, p99 {b['p99_ms']} -> {h['p99_ms']} ms "
+                f"(x{r['p99_ratio']}), RSS +{r['rss_growth_mb']} MB, SIGTERM {r['sigterm_s']} s",
+                file=sys.stderr,
+            )
+    out = {"benchmark": "attacks", "payments": args.payments, "rate": args.rate, **results}
+    text = jsonout.dumps(out)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -439,7 +439,7 @@ async def _with_retries(
 async def _confirmations(api: str, tally: Tally, stop: asyncio.Event) -> None:
     """Follow node 0's confirmations, reconnecting with backoff and ``since``; on a gap
     (we were too slow), or a reconnection before any event, ask for statuses."""
-    since: int | None = None
+    since: int | str | None = None
     failures = 0
     rng = random.Random(5)
     async with aiohttp.ClientSession() as session:
@@ -467,7 +467,8 @@ async def _confirmations(api: str, tally: Tally, stop: asyncio.Event) -> None:
                         if "seq" not in event:  # a gap notice: fill in by asking
                             await fill()
                             continue
-                        since = event["seq"]
+                        epoch = event.get("epoch")  # EPOCH:SEQ: a restart is a gap notice
+                        since = f"{epoch}:{event['seq']}" if epoch else event["seq"]
                         now = time.monotonic()
                         tally.confirmation_times.append(now)
                         tx_id = TxId(bytes.fromhex(event["data"]["id"]))

@@ -51,7 +51,7 @@ import aiohttp
 from benchmarks import jsonout
 from benchmarks.loadgen import PARAMS, Plan, drive, prebuild, statuses, submit
 from tangle import Keypair, OutputId, TxId, build, encode_address
-from tangle.node import wire
+from tangle.node import link, wire
 from tangle.node.devnet import Devnet, free_base_port, start_devnet
 from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
@@ -234,8 +234,7 @@ async def ingest_phase(api: str, plan: Plan, count: int) -> float:
     one is attached and committed."""
     raws = [*(f.encode() for f in plan.fundings), *plan.raws[:count]]
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{api}/gossip", max_msg_size=wire.MAX_FRAME)
-        await ws.send_bytes(wire.hello(DEV_NETWORK_ID, b"\x42" * 32, ""))
+        ws = await link.connect(session, api, Keypair(b"\x42" * 32), DEV_NETWORK_ID)
         began = time.monotonic()
         for raw in raws:
             await ws.send_bytes(wire.encode(Kind.TX, raw))

@@ -86,3 +86,20 @@ def test_throughput_quick_run_writes_the_capacity_keys(tmp_path: Path, capsys) -
     assert set(overload["latency_ms"]) == {"p50", "p90", "p99"}
     assert printed["ingest_tps_per_node"] > 0
     assert printed["quiet_network"]["payments"] == 2
+
+
+def test_attacks_benchmark_compares_with_and_without(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """One attack on real node processes: honest figures without and with it."""
+    from benchmarks import attacks
+
+    out = tmp_path / "attacks.json"
+    argv = ["--only", "garbage", "--payments", "6", "--attack-seconds", "1", "--json"]
+    assert attacks.main([*argv, "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed
+    result = printed["garbage"]
+    assert result["baseline"]["sent"] == result["attacked"]["sent"] == 6
+    assert result["baseline"]["confirmed_share"] == 1.0
+    assert result["exit_code"] == 0
+    assert result["attacker"]["frames"] > 0
+    assert {"p99_ratio", "rss_growth_mb", "sigterm_s"} <= set(result)

@@ -3,7 +3,8 @@ fallback, and run :meth:`wallet.ops.Wallet.autotopup_pass` whenever something mo
 
 The event stream (``/api/v1/events?topics=address:…``) wakes a pass as soon as a
 device's address sees a transaction; a dropped stream is reopened with ``since`` set to
-the last sequence number seen, so nothing in between is missed. The poll every
+the last event's ``EPOCH:SEQ``, so nothing in between is missed (or a gap notice tells
+what was, a node restart too). The poll every
 ``interval`` seconds covers what the stream cannot (a node restarted, its replay buffer
 overrun, a device added while the daemon runs).
 """
@@ -32,7 +33,7 @@ async def watch_events(
     """Set ``wake`` on every event of ``topics``; reconnect with ``since`` forever."""
     if not topics:
         return
-    last: int | None = None
+    last: int | str | None = None
     delay = [0.5]
 
     def opened() -> None:
@@ -43,7 +44,8 @@ async def watch_events(
             try:
                 async for event in client.events(topics, since=last, on_open=opened):
                     if isinstance(event.get("seq"), int):  # an event, or a gap: both wake
-                        last = event["seq"]
+                        epoch = event.get("epoch")  # a restart between is then told
+                        last = f"{epoch}:{event['seq']}" if isinstance(epoch, str) else event["seq"]
                     wake.set()
             except WalletError as exc:
                 log(f"event stream: {exc}; polling until it is back")

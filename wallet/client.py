@@ -254,11 +254,12 @@ class NodeClient:
     async def events(
         self,
         topics: Sequence[str],
-        since: int | None = None,
+        since: int | str | None = None,
         on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
         """The event stream of ``topics`` (``/events``, a websocket), from ``since`` on
-        when given: each event (or gap notice) as the node sends it, until it closes.
+        when given (``"EPOCH:SEQ"`` of the last event seen, or a bare SEQ of the node's
+        current boot): each event (or gap notice) as the node sends it, until it closes.
         ``on_open`` is called once the stream is open (a reconnecting caller resets its
         backoff there, even if no event comes).
 

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tangle import __version__, schema
 from tangle.address import decode_address, encode_address
-from tangle.constants import HASH_SIZE
+from tangle.constants import HASH_SIZE, MAX_SUPPLY
 from tangle.encoding import parse_hex
 from tangle.errors import (
     AddressError,
@@ -32,11 +32,11 @@ from tangle.errors import (
     ValueRuleViolation,
     WrongNetwork,
 )
+from tangle.node import events_ws
 from tangle.node.errors import Rejected, StorageError
-from tangle.node.events import Subscriber
 from tangle.node.metrics import prometheus
 from tangle.node.node import PARENT_WAIT, Node
-from tangle.schema import ADDRESS_TOPIC, DEFAULT_TOPICS, AddressView, ErrorCode, OutputView, Status
+from tangle.schema import AddressView, ErrorCode, OutputView, Status
 from tangle.tangle import TxStatus
 from tangle.transaction import OutputId, TxId
 
@@ -139,13 +139,35 @@ def _field(body: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+AMOUNT_DIGITS = len(str(MAX_SUPPLY))
+"""An amount has at most 19 digits: the supply (10**18) has that many."""
+
+
 def _amount(value: Any) -> int:
+    """A JSON number or decimal string of ASCII digits (no sign, space or '²'), at most
+    the supply; refused by its length before it is converted."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isdigit():
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        shown = value[:20] + "..." if isinstance(value, str) and len(value) > 20 else value
         raise Rejected(
-            ErrorCode.INVALID_FIELD, f"amount: expected a decimal string, got {value!r}", 400
+            ErrorCode.INVALID_FIELD,
+            f"amount: expected a decimal string of ASCII digits, got {shown!r}",
+            400,
         )
-    return int(text)
+    if len(text) > AMOUNT_DIGITS:
+        raise Rejected(
+            ErrorCode.INVALID_FIELD,
+            f"amount: expected at most {AMOUNT_DIGITS} digits, got {len(text)}",
+            400,
+        )
+    amount = int(text)
+    if amount > MAX_SUPPLY:
+        raise Rejected(
+            ErrorCode.INVALID_FIELD,
+            f"amount: expected at most {MAX_SUPPLY} (the supply), got {amount}",
+            400,
+        )
+    return amount
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -323,78 +345,6 @@ async def faucet(request: web.Request) -> web.Response:
     return json_response(schema.tx_id_to_json(tx_id), 201)
 
 
-async def events(request: web.Request) -> web.StreamResponse:
-    """Websocket: ?topics=a,b&since=N; then {"subscribe": [...]} / {"unsubscribe": [...]}."""
-    node = request.app[NODE]
-    topics = {t for t in request.query.get("topics", "").split(",") if t} or set(DEFAULT_TOPICS)
-    for topic in topics:
-        _check_topic(topic)
-    try:
-        since = int(request.query.get("since", node.events.last_seq))
-    except ValueError:
-        raise Rejected(ErrorCode.INVALID_FIELD, "since: expected a sequence number", 400) from None
-    ws = web.WebSocketResponse(heartbeat=20)
-    await ws.prepare(request)
-    subscriber = node.events.subscribe(topics)  # before the replay: nothing falls between
-    try:
-        backlog, gap = node.events.replay(since, topics)
-        if gap is not None:
-            await ws.send_bytes(orjson.dumps(schema.gap_event(since + 1, gap)))
-        last = since
-        for event in backlog:
-            await ws.send_bytes(orjson.dumps(event.json()))
-            last = event.seq
-        reader = asyncio.ensure_future(_read_subscriptions(ws, subscriber))
-        try:
-            while not ws.closed:
-                getter = asyncio.ensure_future(subscriber.queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    break
-                live = getter.result()
-                if live is None:
-                    await ws.close(message=b"too slow: reconnect with since")
-                    break
-                if live.seq > last:
-                    await ws.send_bytes(orjson.dumps(live.json()))
-                    last = live.seq
-        finally:
-            reader.cancel()
-    finally:
-        node.events.unsubscribe(subscriber)
-    return ws
-
-
-def _check_topic(topic: str) -> None:
-    if topic in DEFAULT_TOPICS:
-        return
-    if topic.startswith(ADDRESS_TOPIC):
-        decode_address(topic.removeprefix(ADDRESS_TOPIC))
-        return
-    raise Rejected(
-        ErrorCode.INVALID_TOPIC,
-        f"topic: expected transactions, confirmations, conflicts or address:<tgl1...>, "
-        f"got {topic!r}",
-        400,
-    )
-
-
-async def _read_subscriptions(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
-    async for msg in ws:
-        if msg.type is not WSMsgType.TEXT:
-            continue
-        try:
-            request = orjson.loads(msg.data)
-            for topic in request.get("subscribe", []):
-                _check_topic(topic)
-                subscriber.topics.add(topic)
-            for topic in request.get("unsubscribe", []):
-                subscriber.topics.discard(topic)
-        except (orjson.JSONDecodeError, AttributeError, TypeError, Rejected, AddressError) as exc:
-            await ws.send_bytes(orjson.dumps({"type": "error", "message": str(exc)}))
-
-
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=prometheus(request.app[NODE]), content_type="text/plain")
 
@@ -445,14 +395,25 @@ def _openapi() -> dict[str, Any]:
                 )
             },
             "/api/v1/faucet": {
-                "post": op("Dev networks: {'address', 'amount'}", 201, 400, 404, 409)
+                "post": op(
+                    "Dev networks: {'address', 'amount'}; amount: ASCII decimal digits (at "
+                    "most 19), 1 to the supply",
+                    201,
+                    400,
+                    404,
+                    409,
+                )
             },
             "/api/v1/events": {
                 "get": op(
-                    "Websocket of numbered events; ?topics=transactions,confirmations,"
-                    "conflicts,address:<tgl1...>&since=N replays what was missed",
+                    "Websocket of numbered events, each with the node's epoch (a boot id); "
+                    "?topics=transactions,confirmations,conflicts,address:<tgl1...> (at "
+                    "most 256)&since=EPOCH:SEQ (or SEQ: this boot's) replays what was "
+                    "missed, a gap notice first if some is lost (pruned, restarted); frames "
+                    "of at most 32 KiB; 503 with Retry-After past 8 streams a client",
                     101,
                     400,
+                    503,
                 )
             },
             "/metrics": {"get": op("Prometheus text format", 200)},
@@ -477,6 +438,6 @@ def make_app(node: Node) -> web.Application:
     app.router.add_post("/api/v1/faucet", faucet)
     app.router.add_get("/api/v1/snapshot", snapshot)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/api/v1/events", events)
+    events_ws.install(app, node.events)
     app.router.add_get("/metrics", metrics)
     return app

@@ -5,10 +5,17 @@ network, the rate limit, which ids to ask for and how often, what gets a peer dr
 live in the pure :mod:`tangle.node.peer`; here are the sockets, queues, tasks and timers
 that drive it:
 
-- one connection (inbound on ``/gossip``, or outbound by :meth:`Gossip._dial_loop`, which
-  reconnects with backoff from 0.5 s doubling to 30 s) is a :class:`Peer`: a websocket, a
-  :class:`~tangle.node.peer.PeerProtocol`, and an outbox (``OUTBOX`` frames; when full,
-  frames are dropped and the next INV repairs it) that a sender task drains;
+- one connection (inbound on ``/gossip``, or outbound: the configured peers by
+  :meth:`Gossip._dial_loop`, which reconnects with backoff from 0.5 s doubling to 30 s, and
+  up to ``OUTBOUND_TARGET`` learned ones from the :class:`~tangle.node.addrbook.AddressBook`)
+  is a :class:`~tangle.node.link.Peer`: a websocket, a
+  :class:`~tangle.node.peer.PeerProtocol`, and an outbox bounded in frames and bytes that
+  a sender task drains;
+- a connection counts as pending until its HELLO is proven: at most ``MAX_PENDING``
+  (``PENDING_PER_GROUP`` from one address group), more are answered 503 before the
+  websocket upgrade, and one still pending after ``HELLO_WITHIN`` seconds is dropped;
+  proven ones take a slot in the :class:`~tangle.node.slots.PeerSet` (inbound slots
+  evict the least useful peer when full; inbound never takes an outbound slot);
 - every frame received goes, with ``time.monotonic()``, to the protocol, and the driver
   acts on the event it returns (the protocol's docstring says what each one asks for);
 - transactions go through a fair, bounded ingest queue
@@ -18,10 +25,13 @@ that drive it:
   on the event loop (``node.accept``), forwarding to every other peer, and requests for
   missing parents;
 - housekeeping every ``RETRY_AFTER`` seconds: INV of the tips to every peer every
-  ``INV_EVERY`` seconds, and requests again for parents still missing.
+  ``INV_EVERY`` seconds; requests again for parents still missing, each of one peer per
+  round (the next round asks the next peer); giving up on those no peer had
+  (``node.abandon`` drops what waited on them); the HELLO deadline; dropping peers whose
+  outbox stayed full ``STALL`` seconds; dialling learned peers.
 
 The node is reached only through ``knows``/``raw``/``tips``/``missing_parents``/
-``accept``, ``params``, ``key``, ``config.peers`` and ``on_new``.
+``accept``/``abandon``, ``params``, ``key``, ``config.peers`` and ``on_new``.
 """
 
 from __future__ import annotations
@@ -29,9 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -39,7 +49,9 @@ from aiohttp import WSMsgType, web
 
 from tangle.errors import InvalidTransaction
 from tangle.node import wire
+from tangle.node.addrbook import AddressBook
 from tangle.node.fairness import FairQueue
+from tangle.node.link import STALL, Peer, transport_of
 from tangle.node.node import Node
 from tangle.node.peer import (
     INV_EVERY,
@@ -50,19 +62,19 @@ from tangle.node.peer import (
     InventoryReceived,
     LocalInfo,
     PeerProtocol,
-    PeerSet,
     PeersReceived,
+    ProveId,
     RequestReceived,
     RequestTracker,
     TransactionReceived,
 )
+from tangle.node.slots import OUTBOUND_TARGET, PeerSet, address_group
 from tangle.tangle import Outcome
 from tangle.transaction import Transaction, TxId
 from tangle.validation import validate_stateless
 
 log = logging.getLogger(__name__)
 
-OUTBOX = 20_000
 INGEST = 50_000
 PEER_SHARE = INGEST // 4
 """Transactions one peer may have waiting in the ingest queue."""
@@ -73,74 +85,10 @@ VALIDATED_BATCHES = 4
 """Validated batches waiting to be attached: enough to keep both stages busy."""
 RETRY_IDS = 4 * wire.MAX_IDS
 """Missing parents asked for again per peer per housekeeping round."""
-CLOSE_WITHIN = 2.0
-"""Seconds a closing handshake may take before the connection is aborted: a peer that
-stops reading cannot hold a close (or whoever awaits it) for longer."""
+MAX_PENDING = 64
+"""Connections not yet past a proven HELLO; more are refused (503) before the upgrade."""
+PENDING_PER_GROUP = 8
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
-
-
-@dataclass(eq=False)
-class Peer:
-    """One connection: its websocket, its protocol state, its outbox."""
-
-    ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
-    label: str
-    protocol: PeerProtocol
-    transport: asyncio.BaseTransport | None = None
-    """The connection under the websocket, aborted when a close does not finish."""
-    outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
-    sender: asyncio.Task[None] | None = None
-    dropped: int = 0
-
-    @property
-    def node_id(self) -> bytes:
-        return self.protocol.node_id
-
-    @property
-    def api(self) -> str:
-        return self.protocol.api
-
-    def send(self, frame: bytes) -> None:
-        try:
-            self.outbox.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.dropped += 1  # the next INV lets the peer ask again
-
-    def send_all(self, frames: Iterable[bytes]) -> None:
-        for frame in frames:
-            self.send(frame)
-
-    async def close(self) -> None:
-        """Close the websocket within ``CLOSE_WITHIN`` seconds, else abort the connection
-        (a full send buffer would hold the closing handshake for as long as the peer
-        does not read)."""
-        if self.sender is not None:
-            self.sender.cancel()
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the close finishes, and a dial loop would then never stop.
-            async with asyncio.timeout(CLOSE_WITHIN):
-                await self.ws.close()
-        except TimeoutError:
-            self.abort()
-        except asyncio.CancelledError:
-            self.abort()
-            raise
-        except (ConnectionError, aiohttp.ClientError, RuntimeError):
-            pass  # the connection is gone already
-
-    def abort(self) -> None:
-        """Drop the connection and whatever it has not sent: a closing handshake that
-        did not finish may leave unsent bytes that a peer that does not read never
-        takes, and aiohttp's next close of the websocket returns at once, leaving them."""
-        if self.transport is not None:
-            self.transport.abort()  # type: ignore[attr-defined]
-
-
-def _transport_of(ws: aiohttp.ClientWebSocketResponse) -> asyncio.BaseTransport | None:
-    """The connection under an outbound websocket (aiohttp has no public accessor)."""
-    connection = getattr(getattr(ws, "_response", None), "connection", None)
-    return getattr(connection, "transport", None)
 
 
 class Gossip:
@@ -150,7 +98,11 @@ class Gossip:
         self.node = node
         self.api = ""
         self._peers: PeerSet[Peer] = PeerSet()
-        self.known_urls: set[str] = set(node.config.peers)
+        self._pending: set[Peer] = set()
+        """Connections whose HELLO is not proven yet."""
+        self.book = AddressBook(node.config.peers)
+        self._dialling: set[str] = set()
+        """Learned URLs being dialled or connected."""
         self._ingest: FairQueue[Peer, tuple[Transaction, Peer]] = FairQueue(
             INGEST, PEER_SHARE, QUANTUM
         )
@@ -164,8 +116,12 @@ class Gossip:
         answer to a REQUEST) is not validated twice."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._round = 0
         self.received = 0
         self.forwarded = 0
+        self.refused = 0
+        """Connections refused before the upgrade (too many pending)."""
+        self.abandoned = 0
         node.on_new.append(self.broadcast)
         node.backlog = self.backlog
 
@@ -183,6 +139,7 @@ class Gossip:
 
     def start(self, api: str) -> None:
         self.api = api
+        self.book.own = api.rstrip("/")
         self._session = aiohttp.ClientSession()
         self._spawn(self._validate_loop())
         self._spawn(self._accept_loop())
@@ -207,36 +164,73 @@ class Gossip:
 
     def _protocol(self) -> PeerProtocol:
         node = self.node
-        return PeerProtocol(LocalInfo(node.params.network_id, node.key.public_key, self.api))
+        key = node.key
+        return PeerProtocol(LocalInfo(node.params.network_id, key.public_key, self.api, key.sign))
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /gossip endpoint: an inbound peer."""
+        group = address_group(request.remote)
+        if len(self._pending) >= MAX_PENDING or (
+            group and sum(1 for p in self._pending if p.group == group) >= PENDING_PER_GROUP
+        ):
+            self.refused += 1
+            return web.json_response(
+                {
+                    "error": {
+                        "code": "overloaded",
+                        "message": f"gossip: expected at most {MAX_PENDING} connections "
+                        f"awaiting HELLO ({PENDING_PER_GROUP} from one address), got one more",
+                    }
+                },
+                status=503,
+                headers={"Retry-After": "5"},
+            )
         ws = web.WebSocketResponse(max_msg_size=wire.MAX_FRAME, heartbeat=15)
         await ws.prepare(request)
-        peer = Peer(ws, f"inbound {request.remote}", self._protocol(), request.transport)
-        await self._serve(peer)
+        label = f"inbound {request.remote}"
+        await self._serve(Peer(ws, label, self._protocol(), request.transport, group=group))
         return ws
+
+    async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse:
+        assert self._session is not None
+        return await self._session.ws_connect(
+            url.rstrip("/") + "/gossip",
+            max_msg_size=wire.MAX_FRAME,
+            heartbeat=15,
+            timeout=aiohttp.ClientWSTimeout(ws_close=10),
+        )
 
     async def _dial_loop(self, url: str) -> None:
         """Keep a connection to ``url``, reconnecting with backoff (0.5 s doubling to 30 s)."""
         delay = 0.5
-        target = url.rstrip("/") + "/gossip"
         while True:
             try:
-                assert self._session is not None
-                ws = await self._session.ws_connect(
-                    target,
-                    max_msg_size=wire.MAX_FRAME,
-                    heartbeat=15,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=10),
-                )
+                ws = await self._connect(url)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.debug("cannot reach peer %s: %s", url, exc)
             else:
                 delay = 0.5
-                await self._serve(Peer(ws, url, self._protocol(), _transport_of(ws)))
+                await self._serve(Peer(ws, url, self._protocol(), transport_of(ws), True))
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
+
+    async def _dial_once(self, url: str) -> None:
+        """One connection to a learned peer; the address book hears how it went."""
+        try:
+            try:
+                ws = await self._connect(url)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.debug("cannot reach learned peer %s: %s", url, exc)
+                self.book.failed(url, time.monotonic())
+                return
+            peer = Peer(ws, url, self._protocol(), transport_of(ws), True)
+            await self._serve(peer)
+            if peer.node_id == self.node.key.public_key:
+                self.book.forget(url)  # this node's own address, under another name
+            else:
+                self.book.failed(url, time.monotonic())  # ended: back off before the next
+        finally:
+            self._dialling.discard(url)
 
     async def _serve(self, peer: Peer) -> None:
         """Feed the peer's frames to its protocol until it closes or is dropped."""
@@ -248,7 +242,8 @@ class Gossip:
         ingest = self._ingest
         ready = self._ingest_ready
         peer.sender = asyncio.ensure_future(self._sender(peer))
-        peer.send_all(protocol.start(monotonic()))
+        peer.send_all(protocol.start(monotonic(), secrets.token_bytes(wire.CHALLENGE_SIZE)))
+        self._pending.add(peer)
         try:
             async for msg in peer.ws:
                 event: Event | None
@@ -274,6 +269,7 @@ class Gossip:
             log.info("lost peer %s: %s", peer.label, exc)
         finally:
             peer.sender.cancel()
+            self._pending.discard(peer)
             if self._peers.leave(peer.node_id, peer):
                 log.info("peer %s disconnected", peer.label)
             await peer.close()
@@ -291,22 +287,38 @@ class Gossip:
         if isinstance(event, InventoryReceived):
             self._request(peer, event.ids, time.monotonic(), self._known)
         elif isinstance(event, RequestReceived):
-            peer.send_all(PeerProtocol.answer(event.ids, self.node.raw))
+            if not peer.outbox.full():  # answers it does not read cost nothing more
+                peer.send_all(PeerProtocol.answer(event.ids, self.node.raw))
         elif isinstance(event, PeersReceived):
-            self.known_urls.update(event.urls)
+            self.book.learn(event.urls, peer.node_id, time.monotonic())
+        elif isinstance(event, ProveId):
+            peer.send(event.frame)
         elif isinstance(event, HelloReceived):
-            refusal = self._peers.join(event.node_id, peer)
+            self._pending.discard(peer)
+            refusal, evicted = self._peers.join(
+                event.node_id, peer, time.monotonic(), outbound=peer.outbound, group=peer.group
+            )
             if refusal is not None:
                 return self._on_event(peer, peer.protocol.close(refusal))
-            if event.api:
-                peer.label = event.api
+            if evicted is not None:
+                self._drop(evicted, f"evicted for a new inbound peer ({peer.label})")
+            if peer.outbound:
+                self.book.connected(peer.label)
+            elif event.api:
+                peer.label = event.api  # a valid URL (wire.valid_url): safe in a log line
             log.info("peer %s connected", peer.label)
             peer.send_all(PeerProtocol.inv(self.node.tips()))
-            peer.send_all(PeerProtocol.peers([self.api, *self.known_urls]))
+            peer.send_all(PeerProtocol.peers(self.book.shareable()))
         elif isinstance(event, Drop):
             log.warning("dropping peer %s: %s", peer.label, event.reason)
             return False
         return True
+
+    def _drop(self, peer: Peer, reason: str) -> None:
+        """Drop a peer from outside its receive loop (the close runs beside ingest)."""
+        drop = peer.protocol.close(reason)
+        log.warning("dropping peer %s: %s", peer.label, drop.reason)
+        self._spawn(peer.close())
 
     def _known(self, tx_id: TxId) -> bool:
         """Not to be asked for: known to the node, or waiting in the ingest queue."""
@@ -359,6 +371,8 @@ class Gossip:
                     continue
                 if result.outcome is Outcome.BUFFERED:
                     self._request(peer, result.missing, time.monotonic(), node.knows)
+                elif tx.id in result.attached:
+                    self._peers.relayed(peer.node_id, time.monotonic())
                 for tx_id in result.attached:
                     self._tracker.arrived(tx_id)
                     raw = node.raw(tx_id)
@@ -377,17 +391,84 @@ class Gossip:
         return problems
 
     async def _housekeeping(self) -> None:
-        """INV to every peer, and re-requests of parents still missing."""
+        """The timers of the module's docstring, every ``RETRY_AFTER`` seconds."""
         last_inv = 0.0
         while True:
             await asyncio.sleep(RETRY_AFTER)
             now = time.monotonic()
+            peers = list(self.peers.values())
             if now - last_inv >= INV_EVERY:
                 last_inv = now
                 frames = PeerProtocol.inv(self.node.tips())
-                for peer in self.peers.values():
+                for peer in peers:
                     peer.send_all(frames)
-            missing = self._tracker.due(self.node.missing_parents(), now)[:RETRY_IDS]
-            for peer in list(self.peers.values()):
-                self._request(peer, missing, now, self.node.knows)
+            self._ask_again(peers, now)
+            for peer in list(self._pending):
+                drop = peer.protocol.expired(now)
+                if drop is not None:
+                    self._drop(peer, drop.reason)
+            for peer in peers:
+                since = peer.outbox.full_since
+                if since is not None and now - since >= STALL:
+                    unsent = f"{len(peer.outbox)} frames, {peer.outbox.bytes} bytes"
+                    self._drop(peer, f"it does not read: {unsent} unsent for {STALL:g} s")
+            # Not a URL a connected peer announced: that node is connected already (the
+            # cost: a connected peer that claims another's URL keeps it from being dialled).
+            busy = self._dialling | {peer.api.rstrip("/") for peer in peers}
+            for url in self.book.due(now, busy, OUTBOUND_TARGET - len(self._dialling)):
+                self._dialling.add(url)
+                self._spawn(self._dial_once(url))
             self._tracker.tidy(now)
+
+    def _ask_again(self, peers: list[Peer], now: float) -> None:
+        """Ask again for missing parents, each of one peer (the next one next round), and
+        give up on those every attempt failed for."""
+        node = self.node
+        missing = node.missing_parents()
+        gone = self._tracker.given_up(missing, now)
+        if gone:
+            dropped = node.abandon(gone)
+            self.abandoned += dropped
+            log.info("gave up on %d missing parents (%d transactions dropped)", len(gone), dropped)
+        if not peers:
+            return
+        due = self._tracker.due(missing, now)[: RETRY_IDS * len(peers)]
+        self._round += 1
+        shares: list[list[TxId]] = [[] for _ in peers]
+        for i, tx_id in enumerate(due):
+            shares[(i + self._round) % len(peers)].append(tx_id)
+        for peer, ids in zip(peers, shares, strict=True):
+            if ids:
+                self._request(peer, ids, now, node.knows)
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /api/v1/peers`` shows: the slots, the address book, the bounds."""
+        return {
+            "peers": [
+                {
+                    "node_id": peer.node_id.hex(),
+                    "api": peer.api,
+                    "direction": "outbound" if peer.outbound else "inbound",
+                    "last_relay_s_ago": _ago(self._peers.slots[key].relayed),
+                    "outbox_frames": len(peer.outbox),
+                    "outbox_bytes": peer.outbox.bytes,
+                    "dropped_frames": peer.dropped,
+                    "throttled_frames": peer.protocol.throttled,
+                }
+                for key, peer in self.peers.items()
+            ],
+            "pending": len(self._pending),
+            "refused_connections": self.refused,
+            "evicted": self._peers.evicted,
+            "known_urls": len(self.book),
+            "urls_refused": self.book.refused,
+            "requests_tracked": len(self._tracker),
+            "requests_evicted": self._tracker.evicted,
+            "abandoned": self.abandoned,
+            "received": self.received,
+            "forwarded": self.forwarded,
+        }
+
+
+def _ago(when: float) -> float | None:
+    return None if not when else round(time.monotonic() - when, 3)

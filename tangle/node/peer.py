@@ -5,25 +5,34 @@ bytes: nothing here touches a socket, an event loop, a clock or a log. The drive
 each frame it receives and the time (``now``, seconds on a monotonic clock) in, gets
 back what the frame means, and sends the frames these objects hand it.
 
-:class:`PeerProtocol` (one per connection) goes through three states::
+:class:`PeerProtocol` (one per connection) goes through four states::
 
-    AWAITING_HELLO --HELLO: right network, not this node--> OPEN
-          |                                                   |
-          +------ any rule broken: a Drop, then nothing -> CLOSED <-+
+    AWAITING_HELLO --HELLO: right network, not this node--> AWAITING_AUTH --AUTH--> OPEN
+          |                                                     |                    |
+          +------------ any rule broken, or ``HELLO_WITHIN`` passed: a Drop -> CLOSED <-+
 
 - ``AWAITING_HELLO``: from construction. :meth:`PeerProtocol.start` gives the frame of
-  this node's own HELLO, to be sent first. Only a HELLO is acceptable from the peer.
-- ``OPEN``: the peer's HELLO was on this node's network and not from this node itself.
-  TX, REQUEST, INV and PEERS are accepted; a second HELLO is not.
-- ``CLOSED``: a :class:`Drop` was returned (a malformed frame, a rule broken, or the
-  driver's :meth:`PeerProtocol.close`). Frames received later mean nothing (``None``).
+  this node's own HELLO, with a fresh challenge, to be sent first. Only a HELLO is
+  acceptable from the peer.
+- ``AWAITING_AUTH``: the peer's HELLO was on this node's network and not from this node
+  itself; the event :class:`ProveId` carries this node's AUTH (the node key's signature
+  of the peer's challenge and both ids) to send. Only the peer's AUTH is acceptable: its
+  signature of this node's challenge by the key that is its node id. Nobody can claim
+  another node's id without its key. (A relay that forwards both sides' frames unchanged
+  is not caught: that needs an encrypted channel bound to the keys.)
+- ``OPEN``: the AUTH verified. TX, REQUEST, INV and PEERS are accepted; a second HELLO
+  or AUTH is not.
+- ``CLOSED``: a :class:`Drop` was returned (a malformed frame, a rule broken, no proven
+  HELLO within ``HELLO_WITHIN`` seconds (:meth:`PeerProtocol.expired`), or the driver's
+  :meth:`PeerProtocol.close`). Frames received later mean nothing (``None``).
 
 :meth:`PeerProtocol.receive` turns one frame into at most one event (``None`` when there
 is nothing to do), so the hot path allocates no list. What the driver does with each:
 
-- :class:`HelloReceived` ``(node_id, api)``: register the peer in the :class:`PeerSet`
-  (which refuses a second connection to one node and more than ``MAX_PEERS``; a refusal
-  is a reason to drop it), then send :meth:`~PeerProtocol.inv` of its tips (the sync on
+- :class:`ProveId` ``(frame)``: send the frame.
+- :class:`HelloReceived` ``(node_id, api)``: register the peer in the
+  :class:`~tangle.node.slots.PeerSet` (whose refusal is a reason to drop it, and which
+  may name a peer to evict), then send :meth:`~PeerProtocol.inv` of its tips (the sync on
   connect) and :meth:`~PeerProtocol.peers` of the URLs it knows.
 - :class:`TransactionReceived` ``(tx)``: decoded, not yet validated. Unless the node
   already knows it (or has it queued), validate it (§5) and attach it; if it breaks a
@@ -32,33 +41,37 @@ is nothing to do), so the hot path allocates no list. What the driver does with 
   ids the node holds; others are ignored).
 - :class:`InventoryReceived` ``(ids)``: send :meth:`~PeerProtocol.request` of what the
   :class:`RequestTracker` says to ask for (ids not known, not asked too often).
-- :class:`PeersReceived` ``(urls)``: remember them.
+- :class:`PeersReceived` ``(urls)``: the valid URLs of the frame, for the
+  :class:`~tangle.node.addrbook.AddressBook`.
 - :class:`Drop` ``(reason)``: log the reason, close the connection, leave the PeerSet.
 
 A frame beyond the peer's rate (a token bucket of ``RATE`` frames per second, ``BURST``
-deep, refilled by ``now``) is ignored without an event and counted in
-``PeerProtocol.throttled``.
+deep, refilled by ``now``; INV and REQUEST frames, which name up to 256 ids each, also
+from a bucket of ``ID_RATE`` a second, ``ID_BURST`` deep) is ignored without an event and
+counted in ``PeerProtocol.throttled``.
 
-Shared by all connections of a node: :class:`PeerSet` (who is connected) and
-:class:`RequestTracker` (which ids were asked for, when, how often: a missing id is
-asked for at most ``MAX_ATTEMPTS`` times, and housekeeping retries one only
-``RETRY_AFTER`` seconds after the last attempt).
+Shared by all connections of a node: :class:`RequestTracker` (which ids were asked for,
+when, how often: a missing id is asked for at most ``MAX_ATTEMPTS`` times, housekeeping
+retries one only ``RETRY_AFTER`` seconds after the last attempt, of one peer at a time,
+and gives up on it after that; at most ``MAX_REQUESTED`` ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
 
-from tangle.errors import EncodingError
+from tangle.errors import EncodingError, InvalidSignature
 from tangle.node import wire
 from tangle.node.errors import ProtocolError
 from tangle.node.wire import Kind
+from tangle.signing import verify_signature
 from tangle.transaction import Transaction, TxId, decode
 
-MAX_PEERS = 16
+HELLO_WITHIN = 5.0
+"""Seconds a connection has to send its HELLO and prove it (AUTH)."""
 MAX_ATTEMPTS = 5
 """Requests for one missing id before giving up on it."""
 RETRY_AFTER = 1.0
@@ -68,25 +81,40 @@ INV_EVERY = 3.0
 RATE = 20_000.0
 """Frames per second a peer may send (token bucket); beyond that its frames are dropped."""
 BURST = 40_000.0
-MAX_REQUESTED = 100_000
-"""Request bookkeeping entries beyond which those older than ``FORGET_AFTER`` go."""
+ID_RATE = 200.0
+"""INV and REQUEST frames per second a peer may send (each names up to 256 ids, so it
+costs the node 256 times a TX frame's lookups); beyond that they are dropped."""
+ID_BURST = 400.0
+MAX_REQUESTED = 65_536
+"""Request bookkeeping entries kept at most (about 10 MB): past it the oldest go."""
 FORGET_AFTER = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class LocalInfo:
-    """What this node says of itself in its HELLO."""
+    """What this node says of itself in its HELLO, and how it proves it."""
 
     network_id: int
     node_id: bytes
     api: str
+    sign: Callable[[bytes], bytes]
+    """Signs with the node key (whose public key is ``node_id``)."""
 
 
 # -- events ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class ProveId:
+    """The peer's HELLO is acceptable: send ``frame`` (this node's AUTH) and wait for its."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class HelloReceived:
+    """The peer's HELLO, its node id proven by its AUTH: the connection is open."""
+
     node_id: bytes
     api: str
 
@@ -119,12 +147,19 @@ class Drop:
 
 
 Event = (
-    HelloReceived | TransactionReceived | RequestReceived | InventoryReceived | PeersReceived | Drop
+    ProveId
+    | HelloReceived
+    | TransactionReceived
+    | RequestReceived
+    | InventoryReceived
+    | PeersReceived
+    | Drop
 )
 
 
 class State(Enum):
     AWAITING_HELLO = "awaiting HELLO"
+    AWAITING_AUTH = "awaiting AUTH"
     OPEN = "open"
     CLOSED = "closed"
 
@@ -138,10 +173,14 @@ class PeerProtocol:
     __slots__ = (
         "api",
         "burst",
+        "challenge",
+        "id_refilled",
+        "id_tokens",
         "local",
         "node_id",
         "rate",
         "refilled",
+        "started",
         "state",
         "throttled",
         "tokens",
@@ -151,21 +190,39 @@ class PeerProtocol:
         self.local = local
         self.state = State.AWAITING_HELLO
         self.node_id = b""
-        """The peer's node id, once its HELLO was accepted."""
+        """The peer's node id, once its HELLO was accepted (proven once OPEN)."""
         self.api = ""
         """The API URL the peer announced in its HELLO (may be empty)."""
+        self.challenge = b""
+        self.started = 0.0
         self.rate = rate
         self.burst = burst
         self.tokens = burst
         self.refilled = 0.0
+        self.id_tokens = ID_BURST
+        self.id_refilled = 0.0
         self.throttled = 0
         """Frames ignored because the peer sent faster than ``rate``."""
 
-    def start(self, now: float) -> list[bytes]:
-        """The frames to send first: this node's HELLO."""
-        self.refilled = now
+    def start(self, now: float, challenge: bytes) -> list[bytes]:
+        """The frames to send first: this node's HELLO, with ``challenge`` (fresh random
+        bytes from the driver) for the peer to sign."""
+        if len(challenge) != wire.CHALLENGE_SIZE:
+            raise ValueError(f"challenge: expected {wire.CHALLENGE_SIZE} bytes")
+        self.refilled = self.id_refilled = self.started = now
+        self.challenge = challenge
         local = self.local
-        return [wire.hello(local.network_id, local.node_id, local.api)]
+        return [wire.hello(local.network_id, local.node_id, challenge, local.api)]
+
+    def expired(self, now: float) -> Drop | None:
+        """A Drop if the peer has not proven its HELLO within ``HELLO_WITHIN`` seconds of
+        the start (the driver asks on a timer)."""
+        if self.state is State.OPEN or self.state is State.CLOSED:
+            return None
+        if now - self.started < HELLO_WITHIN:
+            return None
+        waited = "HELLO" if self.state is State.AWAITING_HELLO else "AUTH"
+        return self.close(f"{waited}: expected within {HELLO_WITHIN:g} s of connecting, got none")
 
     def receive(self, frame: bytes, now: float) -> Event | None:
         """What one frame from the peer means; ``None``: nothing to do (over the rate
@@ -181,38 +238,64 @@ class PeerProtocol:
         self.tokens -= 1
         try:
             kind, payload = wire.decode(frame)
-            if self.state is not State.OPEN and kind is not Kind.HELLO:
-                raise ProtocolError(f"expected HELLO first, got {kind.name}")
+            if self.state is not State.OPEN:
+                return self._handshake(kind, payload)
             if kind is Kind.TX:
                 try:
                     return TransactionReceived(decode(payload))
                 except EncodingError as exc:
                     raise ProtocolError(f"TX does not decode: {exc}") from None
-            if kind is Kind.INV:
-                return InventoryReceived(wire.read_ids(payload))
-            if kind is Kind.REQUEST:
-                return RequestReceived(wire.read_ids(payload))
-            if kind is Kind.HELLO:
-                return self._hello(wire.read_hello(payload))
-            return PeersReceived(wire.read_peers(payload))
+            if kind is Kind.INV or kind is Kind.REQUEST:
+                tokens = self.id_tokens + (now - self.id_refilled) * ID_RATE
+                self.id_tokens = tokens if tokens < ID_BURST else ID_BURST
+                self.id_refilled = now
+                if self.id_tokens < 1:
+                    self.throttled += 1
+                    return None
+                self.id_tokens -= 1
+                ids = wire.read_ids(payload)
+                return InventoryReceived(ids) if kind is Kind.INV else RequestReceived(ids)
+            if kind is Kind.PEERS:
+                return PeersReceived(wire.read_peers(payload))
+            raise ProtocolError(f"expected one {kind.name}, got a second {kind.name}")
         except ProtocolError as exc:
             return self.close(str(exc))
 
-    def _hello(self, hello: wire.Hello) -> HelloReceived:
-        if self.state is State.OPEN:
-            raise ProtocolError("expected one HELLO, got a second HELLO")
+    def _handshake(self, kind: Kind, payload: bytes) -> Event:
+        if self.state is State.AWAITING_HELLO:
+            if kind is not Kind.HELLO:
+                raise ProtocolError(f"expected HELLO first, got {kind.name}")
+            return self._hello(wire.read_hello(payload))
+        if kind is not Kind.AUTH:
+            raise ProtocolError(f"expected AUTH after HELLO, got {kind.name}")
+        local = self.local
+        message = wire.auth_message(local.network_id, self.challenge, self.node_id, local.node_id)
+        try:
+            verify_signature(self.node_id, message, payload)
+        except InvalidSignature:
+            raise ProtocolError(
+                "AUTH: expected a signature of this connection's challenge by node "
+                f"{self.node_id.hex()[:16]}, got one that does not verify"
+            ) from None
+        self.state = State.OPEN
+        return HelloReceived(self.node_id, self.api)
+
+    def _hello(self, hello: wire.Hello) -> ProveId:
         local = self.local
         if hello.network_id != local.network_id:
             raise ProtocolError(
                 f"network: expected {local.network_id:#x}, got {hello.network_id:#x}"
             )
+        self.node_id, self.api = hello.node_id, hello.api  # claimed, not yet proven
         if hello.node_id == local.node_id:
             raise ProtocolError(
                 "node id: expected another node's, got this node's own (connected to itself)"
             )
-        self.state = State.OPEN
-        self.node_id, self.api = hello.node_id, hello.api
-        return HelloReceived(hello.node_id, hello.api)
+        self.state = State.AWAITING_AUTH
+        proof = local.sign(
+            wire.auth_message(local.network_id, hello.challenge, local.node_id, hello.node_id)
+        )
+        return ProveId(wire.encode(Kind.AUTH, proof))
 
     def close(self, reason: str) -> Drop:
         """Give up on the peer (the driver's reasons: a refusal by the PeerSet, a frame
@@ -263,52 +346,33 @@ class PeerProtocol:
 
 # -- shared by all connections ------------------------------------------------------------------
 
-P = TypeVar("P")
-
-
-class PeerSet(Generic[P]):
-    """The connected peers by node id: one connection per node, at most ``limit``."""
-
-    def __init__(self, limit: int = MAX_PEERS) -> None:
-        self.limit = limit
-        self.members: dict[bytes, P] = {}
-
-    def join(self, node_id: bytes, peer: P) -> str | None:
-        """Register ``peer`` (its HELLO was accepted); the reason to drop it instead."""
-        if node_id in self.members:
-            return "node id: expected a node not yet connected, got one already connected"
-        if len(self.members) >= self.limit:
-            return f"peers: expected at most {self.limit}, got one more (peer limit reached)"
-        self.members[node_id] = peer
-        return None
-
-    def leave(self, node_id: bytes, peer: P) -> bool:
-        """Forget ``peer`` if it is the one registered under ``node_id`` (a refused second
-        connection to a node never was); whether it was."""
-        if node_id in self.members and self.members[node_id] is peer:
-            del self.members[node_id]
-            return True
-        return False
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    def __iter__(self) -> Iterator[P]:
-        return iter(self.members.values())
-
 
 class RequestTracker:
     """Which missing ids were asked for, how often, when last.
 
     Asking counts an attempt per peer asked; an id asked for ``max_attempts`` times is
     not asked for again (until forgotten). Housekeeping asks again only for ids whose
-    last attempt is ``retry_after`` seconds old (:meth:`due`).
+    last attempt is ``retry_after`` seconds old (:meth:`due`), and gives up on those
+    whose attempts ran out (:meth:`given_up`).
+
+    At most ``limit`` ids are kept, in the order they were last asked for: past the
+    limit the longest-unasked goes first (an INV flood of made-up ids evicts its own
+    entries, about 150 bytes each), and :meth:`tidy` walks only the expired front.
     """
 
-    def __init__(self, max_attempts: int = MAX_ATTEMPTS, retry_after: float = RETRY_AFTER) -> None:
+    def __init__(
+        self,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_after: float = RETRY_AFTER,
+        limit: int = MAX_REQUESTED,
+    ) -> None:
         self.max_attempts = max_attempts
         self.retry_after = retry_after
-        self._requested: dict[TxId, tuple[int, float]] = {}
+        self.limit = limit
+        # OrderedDict, not dict: popping a plain dict's first key again and again is
+        # quadratic (each lookup skips the slots deleted before it).
+        self._requested: OrderedDict[TxId, tuple[int, float]] = OrderedDict()
+        self.evicted = 0
 
     def ask(self, ids: Iterable[TxId], now: float, known: Callable[[TxId], bool]) -> list[TxId]:
         """The ids to put in a REQUEST to one peer now: those ``known`` says the node does
@@ -318,16 +382,45 @@ class RequestTracker:
         for tx_id in ids:
             if known(tx_id):
                 continue
-            attempts = requested[tx_id][0] if tx_id in requested else 0
+            entry = requested.get(tx_id)
+            attempts = 0 if entry is None else entry[0]
             if attempts < self.max_attempts:
                 requested[tx_id] = (attempts + 1, now)
+                requested.move_to_end(tx_id)  # the order is by last attempt
                 fresh.append(tx_id)
+        while len(requested) > self.limit:
+            requested.popitem(last=False)
+            self.evicted += 1
         return fresh
 
     def due(self, ids: Iterable[TxId], now: float) -> list[TxId]:
-        """Those of ``ids`` never asked for, or last asked ``retry_after`` seconds ago."""
+        """Those of ``ids`` never asked for, or last asked ``retry_after`` seconds ago and
+        with attempts left."""
         requested = self._requested
-        return [t for t in ids if t not in requested or now - requested[t][1] >= self.retry_after]
+        out = []
+        for t in ids:
+            entry = requested.get(t)
+            if entry is None or (
+                entry[0] < self.max_attempts and now - entry[1] >= self.retry_after
+            ):
+                out.append(t)
+        return out
+
+    def given_up(self, ids: Iterable[TxId], now: float) -> list[TxId]:
+        """Those of ``ids`` asked for ``max_attempts`` times, the last ``retry_after`` ago:
+        no peer had them. They are forgotten here (an INV may bring them back)."""
+        requested = self._requested
+        out = []
+        for t in ids:
+            entry = requested.get(t)
+            if (
+                entry is not None
+                and entry[0] >= self.max_attempts
+                and now - entry[1] >= self.retry_after
+            ):
+                del requested[t]
+                out.append(t)
+        return out
 
     def attempts(self, tx_id: TxId) -> int:
         entry = self._requested.get(tx_id)
@@ -338,11 +431,14 @@ class RequestTracker:
         self._requested.pop(tx_id, None)
 
     def tidy(self, now: float) -> None:
-        """Bound the bookkeeping: past ``MAX_REQUESTED`` ids, forget the old ones."""
-        if len(self._requested) > MAX_REQUESTED:
-            self._requested = {
-                t: v for t, v in self._requested.items() if now - v[1] < FORGET_AFTER
-            }
+        """Forget ids last asked for ``FORGET_AFTER`` seconds ago (from the front: the
+        entries are in the order they were last asked for)."""
+        requested = self._requested
+        while requested:
+            _, (_, asked) = next(iter(requested.items()))
+            if now - asked < FORGET_AFTER:
+                break
+            requested.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._requested)

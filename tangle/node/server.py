@@ -56,6 +56,11 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
     gossip = Gossip(node)
     app = make_app(node)
     app.router.add_get("/gossip", gossip.handle)
+
+    async def peers(request: web.Request) -> web.Response:
+        return web.json_response(gossip.status())
+
+    app.router.add_get("/api/v1/peers", peers)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.api_port)

@@ -2,19 +2,26 @@
 
 A frame is ``version (u8) || kind (u8) || payload``:
 
-- ``HELLO``: network id (u64), node id (32 bytes), API URL (UTF-8, up to 256 bytes);
+- ``HELLO``: network id (u64), node id (32 bytes: the node's Ed25519 public key), a fresh
+  challenge (32 random bytes), API URL (printable ASCII, up to 256 bytes, may be empty);
+- ``AUTH``: the 64-byte signature, by the node key, of :func:`auth_message` over the
+  challenge the peer sent in its HELLO: it proves the node id;
 - ``TX``: one transaction's canonical bytes (PROTOCOL §4.2);
 - ``REQUEST``: up to 256 transaction ids (32 bytes each) the sender wants;
 - ``INV``: up to 256 ids the sender has (its tips), so the receiver can ask;
-- ``PEERS``: known peer API URLs, UTF-8, newline-separated, up to 4 KiB.
+- ``PEERS``: known peer API URLs, newline-separated, whole URLs only, up to 4 KiB.
 
 Decoding is strict like the transaction codec: a frame that breaks these rules is a
-protocol error, and the peer that sent it is dropped.
+protocol error, and the peer that sent it is dropped. Two exceptions, because they carry
+what the sender heard from others: a PEERS entry that is not a valid URL is skipped,
+and a HELLO's API URL that is not one is read as none.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -22,11 +29,17 @@ from tangle.constants import HASH_SIZE, MAX_TRANSACTION_SIZE
 from tangle.node.errors import ProtocolError
 from tangle.transaction import TxId
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 MAX_IDS = 256
 MAX_URL = 256
 MAX_PEERS_BYTES = 4096
+CHALLENGE_SIZE = 32
+SIGNATURE_SIZE = 64
+_HELLO_FIXED = 8 + HASH_SIZE + CHALLENGE_SIZE
 MAX_FRAME = 2 + max(MAX_TRANSACTION_SIZE, MAX_IDS * HASH_SIZE, MAX_PEERS_BYTES)
+AUTH_DOMAIN = b"tangle/gossip-auth/v1"
+_URL = re.compile(rb"https?://[!-~]+")
+"""http(s), then printable ASCII without spaces: safe in a log line and a header."""
 
 
 class Kind(IntEnum):
@@ -35,22 +48,39 @@ class Kind(IntEnum):
     REQUEST = 3
     INV = 4
     PEERS = 5
+    AUTH = 6
 
 
 @dataclass(frozen=True, slots=True)
 class Hello:
     network_id: int
     node_id: bytes
+    challenge: bytes
     api: str
+
+
+def valid_url(url: str | bytes) -> bool:
+    """An http(s) URL of printable ASCII without spaces, at most ``MAX_URL`` bytes."""
+    if isinstance(url, str):
+        if not url.isascii():
+            return False
+        url = url.encode()
+    return len(url) <= MAX_URL and _URL.fullmatch(url) is not None
 
 
 def encode(kind: Kind, payload: bytes) -> bytes:
     return bytes((WIRE_VERSION, kind)) + payload
 
 
-def hello(network_id: int, node_id: bytes, api: str) -> bytes:
-    url = api.encode()[:MAX_URL]
-    return encode(Kind.HELLO, struct.pack(">Q", network_id) + node_id + url)
+def hello(network_id: int, node_id: bytes, challenge: bytes, api: str) -> bytes:
+    """A HELLO; an ``api`` that is not a valid URL is sent as none (never cut)."""
+    url = api.encode() if valid_url(api) else b""
+    return encode(Kind.HELLO, struct.pack(">Q", network_id) + node_id + challenge + url)
+
+
+def auth_message(network_id: int, challenge: bytes, signer: bytes, verifier: bytes) -> bytes:
+    """What a node signs to prove its id to a peer: the peer's challenge, both ids."""
+    return AUTH_DOMAIN + struct.pack(">Q", network_id) + challenge + signer + verifier
 
 
 def ids(kind: Kind, tx_ids: list[TxId]) -> list[bytes]:
@@ -58,8 +88,20 @@ def ids(kind: Kind, tx_ids: list[TxId]) -> list[bytes]:
     return [encode(kind, b"".join(tx_ids[i : i + MAX_IDS])) for i in range(0, len(tx_ids), MAX_IDS)]
 
 
-def peers(urls: list[str]) -> bytes:
-    return encode(Kind.PEERS, "\n".join(urls).encode()[:MAX_PEERS_BYTES])
+def peers(urls: Iterable[str]) -> bytes:
+    """A PEERS frame of as many of ``urls`` as fit whole; invalid ones are left out."""
+    packed: list[bytes] = []
+    size = 0
+    for url in urls:
+        if not valid_url(url):
+            continue
+        raw = url.encode()
+        cost = len(raw) + (1 if packed else 0)
+        if size + cost > MAX_PEERS_BYTES:
+            break
+        packed.append(raw)
+        size += cost
+    return encode(Kind.PEERS, b"\n".join(packed))
 
 
 def decode(frame: bytes) -> tuple[Kind, bytes]:
@@ -77,7 +119,7 @@ def decode(frame: bytes) -> tuple[Kind, bytes]:
     try:
         kind = Kind(frame[1])
     except ValueError:
-        raise ProtocolError(f"message kind: expected 1..5, got {frame[1]}") from None
+        raise ProtocolError(f"message kind: expected 1..{len(Kind)}, got {frame[1]}") from None
     payload = frame[2:]
     if kind in (Kind.REQUEST, Kind.INV) and (
         not payload or len(payload) % HASH_SIZE or len(payload) > MAX_IDS * HASH_SIZE
@@ -85,20 +127,24 @@ def decode(frame: bytes) -> tuple[Kind, bytes]:
         raise ProtocolError(
             f"{kind.name}: expected 1..{MAX_IDS} ids of {HASH_SIZE} bytes, got {len(payload)} bytes"
         )
-    if kind is Kind.HELLO and not 8 + HASH_SIZE <= len(payload) <= 8 + HASH_SIZE + MAX_URL:
-        raise ProtocolError(f"HELLO: expected 40..296 bytes, got {len(payload)}")
+    if kind is Kind.HELLO and not _HELLO_FIXED <= len(payload) <= _HELLO_FIXED + MAX_URL:
+        raise ProtocolError(
+            f"HELLO: expected {_HELLO_FIXED}..{_HELLO_FIXED + MAX_URL} bytes, got {len(payload)}"
+        )
+    if kind is Kind.AUTH and len(payload) != SIGNATURE_SIZE:
+        raise ProtocolError(f"AUTH: expected {SIGNATURE_SIZE} bytes, got {len(payload)}")
     if kind is Kind.PEERS and len(payload) > MAX_PEERS_BYTES:
-        raise ProtocolError(f"PEERS: expected at most {MAX_PEERS_BYTES} bytes")
+        raise ProtocolError(f"PEERS: expected at most {MAX_PEERS_BYTES} bytes, got {len(payload)}")
     return kind, payload
 
 
 def read_hello(payload: bytes) -> Hello:
+    """The HELLO's fields; an API URL that is not a valid URL reads as none."""
     (network_id,) = struct.unpack(">Q", payload[:8])
-    try:
-        api = payload[8 + HASH_SIZE :].decode()
-    except UnicodeDecodeError:
-        raise ProtocolError("HELLO: the API URL is not UTF-8") from None
-    return Hello(network_id, payload[8 : 8 + HASH_SIZE], api)
+    url = payload[_HELLO_FIXED:]
+    api = url.decode("ascii") if valid_url(url) else ""
+    node_id = payload[8 : 8 + HASH_SIZE]
+    return Hello(network_id, node_id, payload[8 + HASH_SIZE : _HELLO_FIXED], api)
 
 
 def read_ids(payload: bytes) -> list[TxId]:
@@ -106,12 +152,5 @@ def read_ids(payload: bytes) -> list[TxId]:
 
 
 def read_peers(payload: bytes) -> list[str]:
-    try:
-        text = payload.decode()
-    except UnicodeDecodeError:
-        raise ProtocolError("PEERS: not UTF-8") from None
-    urls = [u for u in text.split("\n") if u]
-    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
-    if bad:
-        raise ProtocolError(f"PEERS: expected http:// URLs, got {bad[0][:80]!r}")
-    return urls
+    """The valid URLs of a PEERS payload; anything else in it is skipped."""
+    return [u.decode("ascii") for u in payload.split(b"\n") if valid_url(u)]

@@ -86,3 +86,61 @@ def test_bad_topics_are_refused(spawn: Callable[..., NodeProcess]) -> None:
     assert result.json["error"]["code"] == "invalid_address"
     result = http("GET", node.url("/api/v1/events?since=yesterday"))
     assert result.status == 400
+
+
+def test_a_resume_across_a_restart_gets_a_gap_notice(spawn: Callable[..., NodeProcess]) -> None:
+    """Finding 11: the sequence starts again at 1 when the node restarts. A client resuming
+    with the plain since=N it saw is told (the log ends before N), and one resuming with
+    since=EPOCH:N is told that the node restarted; both then get the new boot's events
+    instead of silently missing the next N of them."""
+    node = spawn()
+    address = encode_address(EVE.address)
+    topics = f"topics=confirmations,address:{address}"
+
+    def base() -> str:
+        return node.api.replace("http://", "ws://") + "/api/v1/events"
+
+    for amount in (7, 8, 9):
+        tx = node.fund(EVE, amount)
+        wait_until(lambda tx=tx: node.status(tx) == Status.CONFIRMED, 20, "a payment")
+    before = asyncio.run(
+        collect(
+            f"{base()}?{topics}&since=0",
+            lambda ev: sum(e["data"].get("amount") == "9" for e in ev) >= 2,
+        )
+    )
+    last, epoch = before[-1]["seq"], before[-1].get("epoch")
+    assert last >= 6
+
+    node.stop()
+    node.start()
+
+    def confirmed_payment(ev: list[dict]) -> bool:  # type: ignore[type-arg]
+        return any(e.get("data", {}).get("amount") == "44" for e in ev)
+
+    async def resume(since: str) -> list[dict]:  # type: ignore[type-arg]
+        task = asyncio.ensure_future(
+            collect(f"{base()}?{topics}&since={since}", confirmed_payment, limit=15)
+        )
+        await asyncio.sleep(0.3)
+        if not done:
+            done.append(await asyncio.to_thread(node.fund, EVE, 44))
+        return await task
+
+    done: list[object] = []
+    plain = asyncio.run(resume(str(last)))  # an old client: since=N alone
+    assert plain[0].get("type") == "gap", f"no gap notice: first came {plain[0]}"
+    assert plain[0]["reason"] == "ahead"
+    assert f"expected since at most 0, got {last}" in plain[0]["message"]
+    assert any(e.get("seq", 0) >= 1 for e in plain[1:])
+
+    assert epoch is not None, "events name no epoch"
+    tagged = asyncio.run(resume(f"{epoch}:{last}"))
+    notice = tagged[0]
+    assert notice["type"] == "gap"
+    assert notice["reason"] == "restarted"
+    assert notice["epoch"] != epoch
+    assert f"expected epoch {notice['epoch']}, got {epoch}" in notice["message"]
+    first = min(e["seq"] for e in plain if "seq" in e)
+    assert tagged[1]["seq"] == first  # this boot's events, from its first on these topics
+    assert all(e["epoch"] == notice["epoch"] for e in tagged[1:])

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from tangle import Transaction, build
-from tangle.node import wire
+from tangle import Keypair, Transaction, build
+from tangle.node import link, wire
 from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
 from tests.functional.framework import DEV_PARAMS, NodeProcess, wait_until
@@ -52,8 +52,7 @@ async def _send(
     node: NodeProcess, node_id: bytes, txs: list[Transaction], sent: asyncio.Event
 ) -> None:
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(node.url("/gossip"), max_msg_size=wire.MAX_FRAME)
-        await ws.send_bytes(wire.hello(DEV_NETWORK_ID, node_id, ""))
+        ws = await link.connect(session, node.url(""), Keypair(node_id), DEV_NETWORK_ID)
         for tx in txs:
             await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
         sent.set()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 
 from tangle import encode_address, solve
-from tangle.node import wire
+from tangle.node import link, wire
 from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
 from tangle.schema import Status
@@ -59,9 +59,8 @@ def test_three_nodes_converge(spawn: Callable[..., NodeProcess]) -> None:
 
 
 def node_peers(node: NodeProcess) -> list[str]:
-    return [
-        line for line in node.tail(200).splitlines() if "connected" in line and "dis" not in line
-    ]
+    """The API URLs of the node's connected peers."""
+    return [peer["api"] for peer in node.get("/api/v1/peers").json["peers"]]
 
 
 def test_a_node_cut_off_catches_up(spawn: Callable[..., NodeProcess]) -> None:
@@ -79,10 +78,14 @@ def test_a_node_cut_off_catches_up(spawn: Callable[..., NodeProcess]) -> None:
     wait_until(lambda: state(n1) == state(n0), 30, "the same state")
 
 
-async def _gossip_client(node: NodeProcess, frames: list[bytes]) -> str:
-    """Send ``frames`` on /gossip; returns how the node ended the connection."""
+async def _gossip_client(node: NodeProcess, frames: list[bytes], *, proven: bool = False) -> str:
+    """Send ``frames`` on /gossip (after the HELLO/AUTH exchange if ``proven``); returns
+    how the node ended the connection."""
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(node.url("/gossip"))
+        if proven:
+            ws = await link.connect(session, node.api, keypair(77), DEV_NETWORK_ID)
+        else:
+            ws = await session.ws_connect(node.url("/gossip"))
         for frame in frames:
             await ws.send_bytes(frame)
         try:
@@ -103,14 +106,15 @@ def test_garbage_from_a_peer_drops_it(spawn: Callable[..., NodeProcess]) -> None
     rng = random.Random(3)
     junk = bytes(rng.getrandbits(8) for _ in range(300))
     assert asyncio.run(_gossip_client(node, [junk])) == "closed"
-    hello = wire.hello(DEV_NETWORK_ID, b"\x07" * 32, "http://127.0.0.1:1")
-    assert asyncio.run(_gossip_client(node, [hello, b"\x01\x09"])) == "closed"
-    wrong_network = wire.hello(DEV_NETWORK_ID + 1, b"\x08" * 32, "")
+    hello = wire.hello(DEV_NETWORK_ID, b"\x07" * 32, b"\x00" * 32, "http://127.0.0.1:1")
+    assert asyncio.run(_gossip_client(node, [hello, b"\x02\x09"])) == "closed"
+    assert asyncio.run(_gossip_client(node, [b"\x02\x09"], proven=True)) == "closed"
+    wrong_network = wire.hello(DEV_NETWORK_ID + 1, b"\x08" * 32, b"\x00" * 32, "")
     assert asyncio.run(_gossip_client(node, [wrong_network])) == "closed"
     good = node.data(CAROL, b"fine")
     forged = solve(dataclasses.replace(good, signature=DAVE.sign(good.essence_hash())), DEV_PARAMS)
-    frames = [hello, wire.encode(Kind.TX, forged.encode())]
-    assert asyncio.run(_gossip_client(node, frames)) == "closed"
+    frames = [wire.encode(Kind.TX, forged.encode())]
+    assert asyncio.run(_gossip_client(node, frames, proven=True)) == "closed"
     log = node.tail(50)
     assert "dropping peer" in log
     assert "does not verify" in log

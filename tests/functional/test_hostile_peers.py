@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import aiohttp
 
-from tangle import Transaction, build
-from tangle.node import wire
+from benchmarks.hostile import RawWebSocket
+from tangle import Keypair, Transaction, build
+from tangle.node import link, wire
 from tangle.node.genesis import DEV_NETWORK_ID
 from tangle.node.wire import Kind
 from tests.functional.framework import DEV_PARAMS, NodeProcess, submit, wait_until
-from tests.functional.hostile import RawWebSocket
 from tests.helpers import keypair
 
 STOP_WITHIN = 5.0
@@ -38,8 +38,7 @@ def data_payment(node: NodeProcess, n: int, size: int = 64, params=DEV_PARAMS) -
 async def honest_gossip(node: NodeProcess, txs: list[Transaction]) -> None:
     """An honest peer: HELLO, then the transactions, reading whatever comes back."""
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(node.url("/gossip"), max_msg_size=wire.MAX_FRAME)
-        await ws.send_bytes(wire.hello(DEV_NETWORK_ID, os.urandom(32), ""))
+        ws = await link.connect(session, node.url(""), Keypair(os.urandom(32)), DEV_NETWORK_ID)
         for tx in txs:
             await ws.send_bytes(wire.encode(Kind.TX, tx.encode()))
         deadline = time.monotonic() + 10
@@ -64,7 +63,7 @@ async def test_a_slow_reader_dropped_for_a_bad_transaction_does_not_stop_ingest(
     for tx in big:
         assert submit(node, tx).status in (200, 201)
     attacker = await RawWebSocket.connect(node.url("/gossip"))
-    await attacker.send(wire.hello(DEV_NETWORK_ID, os.urandom(32), ""))
+    await attacker.handshake(DEV_NETWORK_ID)
     ids = [tx.id for tx in big] * (wire.MAX_IDS // len(big))
     for _ in range(8):  # ~8 MB of answers: far more than the socket buffers hold
         await attacker.send(wire.encode(Kind.REQUEST, b"".join(ids)))

@@ -32,9 +32,9 @@ from tangle.node import wire
 from tangle.node.gossip import Gossip, Peer
 from tangle.node.peer import (
     BURST,
+    HELLO_WITHIN,
     INV_EVERY,
     MAX_ATTEMPTS,
-    MAX_PEERS,
     RATE,
     RETRY_AFTER,
     Drop,
@@ -42,8 +42,8 @@ from tangle.node.peer import (
     InventoryReceived,
     LocalInfo,
     PeerProtocol,
-    PeerSet,
     PeersReceived,
+    ProveId,
     RequestReceived,
     RequestTracker,
     State,
@@ -52,23 +52,39 @@ from tangle.node.peer import (
 from tangle.node.wire import Kind
 from tests.helpers import NETWORK_ID, keypair, transfer
 
-HERE = LocalInfo(NETWORK_ID, b"\x01" * 32, "http://127.0.0.1:1")
-THERE = LocalInfo(NETWORK_ID, b"\x02" * 32, "http://127.0.0.1:2")
+
+def local(n: int, api: str) -> LocalInfo:
+    key = keypair(100 + n)
+    return LocalInfo(NETWORK_ID, key.public_key, api, key.sign)
+
+
+HERE = local(1, "http://127.0.0.1:1")
+THERE = local(2, "http://127.0.0.1:2")
+CHALLENGE = b"\xc1" * wire.CHALLENGE_SIZE
+"""The challenge HERE sends in the tests of the pure protocol."""
 
 
 def tid(n: int) -> TxId:
     return TxId(n.to_bytes(32, "big"))
 
 
-def hello_from(info: LocalInfo) -> bytes:
-    return wire.hello(info.network_id, info.node_id, info.api)
+def hello_from(info: LocalInfo, challenge: bytes = b"\xee" * wire.CHALLENGE_SIZE) -> bytes:
+    return wire.hello(info.network_id, info.node_id, challenge, info.api)
+
+
+def auth_from(info: LocalInfo, challenge: bytes, verifier: bytes) -> bytes:
+    """``info``'s AUTH for a peer ``verifier`` that sent ``challenge``."""
+    message = wire.auth_message(info.network_id, challenge, info.node_id, verifier)
+    return wire.encode(Kind.AUTH, info.sign(message))
 
 
 def open_protocol(now: float = 0.0) -> PeerProtocol:
     """This node's side of a connection past the HELLO exchange with THERE."""
     protocol = PeerProtocol(HERE)
-    protocol.start(now)
-    assert protocol.receive(hello_from(THERE), now) == HelloReceived(THERE.node_id, THERE.api)
+    protocol.start(now, CHALLENGE)
+    assert isinstance(protocol.receive(hello_from(THERE), now), ProveId)
+    proven = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), now)
+    assert proven == HelloReceived(THERE.node_id, THERE.api)
     return protocol
 
 
@@ -81,21 +97,92 @@ def payment(genesis: Transaction, alice: Keypair, params: NetworkParams) -> Tran
 
 
 def test_hello_exchange_opens_both_sides() -> None:
+    """HELLO each way, then AUTH each way: each signs the other's challenge."""
     here, there = PeerProtocol(HERE), PeerProtocol(THERE)
     assert here.state is State.AWAITING_HELLO
-    (to_there,) = here.start(0.0)
-    (to_here,) = there.start(0.0)
-    assert wire.read_hello(wire.decode(to_there)[1]) == wire.Hello(*dataclasses.astuple(HERE))
-    assert there.receive(to_there, 0.0) == HelloReceived(HERE.node_id, HERE.api)
-    assert here.receive(to_here, 0.0) == HelloReceived(THERE.node_id, THERE.api)
+    (to_there,) = here.start(0.0, CHALLENGE)
+    (to_here,) = there.start(0.0, b"\x07" * wire.CHALLENGE_SIZE)
+    assert wire.read_hello(wire.decode(to_there)[1]) == wire.Hello(
+        NETWORK_ID, HERE.node_id, CHALLENGE, HERE.api
+    )
+    prove_here = there.receive(to_there, 0.0)
+    prove_there = here.receive(to_here, 0.0)
+    assert isinstance(prove_here, ProveId)
+    assert isinstance(prove_there, ProveId)
+    assert here.state is there.state is State.AWAITING_AUTH
+    assert there.receive(prove_there.frame, 0.0) == HelloReceived(HERE.node_id, HERE.api)
+    assert here.receive(prove_here.frame, 0.0) == HelloReceived(THERE.node_id, THERE.api)
     assert here.state is there.state is State.OPEN
     assert (here.node_id, here.api) == (THERE.node_id, THERE.api)
 
 
+def test_nobody_can_claim_another_nodes_id() -> None:
+    """Issue 12 (eclipse): an id is a public key, and the AUTH proves its key is held."""
+    mallory = local(66, "http://127.0.0.1:66")
+    posing = dataclasses.replace(mallory, node_id=THERE.node_id)  # THERE's id, its own key
+    protocol = PeerProtocol(HERE)
+    protocol.start(0.0, CHALLENGE)
+    assert isinstance(protocol.receive(hello_from(posing), 0.0), ProveId)
+    event = protocol.receive(auth_from(posing, CHALLENGE, HERE.node_id), 0.0)
+    assert isinstance(event, Drop)
+    assert event.reason == (
+        "AUTH: expected a signature of this connection's challenge by node "
+        f"{THERE.node_id.hex()[:16]}, got one that does not verify"
+    )
+    assert protocol.state is State.CLOSED
+
+
+def test_an_auth_from_another_connection_does_not_verify() -> None:
+    """A replayed AUTH signs another challenge (or for another verifier)."""
+    for challenge, verifier in ((b"\x00" * 32, HERE.node_id), (CHALLENGE, THERE.node_id)):
+        protocol = PeerProtocol(HERE)
+        protocol.start(0.0, CHALLENGE)
+        protocol.receive(hello_from(THERE), 0.0)
+        event = protocol.receive(auth_from(THERE, challenge, verifier), 0.0)
+        assert isinstance(event, Drop), event
+        assert event.reason.startswith("AUTH: expected"), event
+
+
+@pytest.mark.parametrize("kind", ["INV", "HELLO", "PEERS"])
+def test_only_auth_may_follow_hello(kind: str) -> None:
+    frames = {
+        "INV": wire.ids(Kind.INV, [tid(1)])[0],
+        "HELLO": hello_from(THERE),
+        "PEERS": wire.peers([]),
+    }
+    protocol = PeerProtocol(HERE)
+    protocol.start(0.0, CHALLENGE)
+    protocol.receive(hello_from(THERE), 0.0)
+    assert protocol.receive(frames[kind], 0.0) == Drop(f"expected AUTH after HELLO, got {kind}")
+
+
+def test_a_second_auth_drops_the_peer() -> None:
+    protocol = open_protocol()
+    event = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), 0.0)
+    assert event == Drop("expected one AUTH, got a second AUTH")
+
+
+def test_the_hello_deadline() -> None:
+    """Issue 12 (eclipse): connections that never send HELLO, or never prove it, end."""
+    assert HELLO_WITHIN == 5.0
+    silent = PeerProtocol(HERE)
+    silent.start(10.0, CHALLENGE)
+    assert silent.expired(14.9) is None
+    assert silent.expired(15.0) == Drop("HELLO: expected within 5 s of connecting, got none")
+    assert silent.state is State.CLOSED
+    unproven = PeerProtocol(HERE)
+    unproven.start(10.0, CHALLENGE)
+    unproven.receive(hello_from(THERE), 11.0)
+    assert unproven.expired(15.0) == Drop("AUTH: expected within 5 s of connecting, got none")
+    assert open_protocol(10.0).expired(1000.0) is None  # open: no deadline
+
+
 def test_a_hello_without_an_api_url_is_fine() -> None:
     protocol = PeerProtocol(HERE)
-    frame = wire.hello(NETWORK_ID, THERE.node_id, "")
-    assert protocol.receive(frame, 0.0) == HelloReceived(THERE.node_id, "")
+    protocol.start(0.0, CHALLENGE)
+    protocol.receive(wire.hello(NETWORK_ID, THERE.node_id, CHALLENGE, ""), 0.0)
+    event = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), 0.0)
+    assert event == HelloReceived(THERE.node_id, "")
 
 
 @pytest.mark.parametrize(
@@ -109,7 +196,7 @@ def test_a_hello_without_an_api_url_is_fine() -> None:
 )
 def test_a_frame_before_hello_drops_the_peer(frame: bytes, kind: str) -> None:
     protocol = PeerProtocol(HERE)
-    protocol.start(0.0)
+    protocol.start(0.0, CHALLENGE)
     assert protocol.receive(frame, 0.0) == Drop(f"expected HELLO first, got {kind}")
     assert protocol.state is State.CLOSED
     assert protocol.receive(hello_from(THERE), 0.0) is None  # closed: nothing more
@@ -125,7 +212,7 @@ def test_a_second_hello_drops_the_peer() -> None:
 
 def test_a_wrong_network_drops_the_peer() -> None:
     protocol = PeerProtocol(HERE)
-    frame = wire.hello(NETWORK_ID + 1, THERE.node_id, THERE.api)
+    frame = wire.hello(NETWORK_ID + 1, THERE.node_id, CHALLENGE, THERE.api)
     assert protocol.receive(frame, 0.0) == Drop(
         f"network: expected {NETWORK_ID:#x}, got {NETWORK_ID + 1:#x}"
     )
@@ -133,43 +220,11 @@ def test_a_wrong_network_drops_the_peer() -> None:
 
 def test_connecting_to_itself_drops_the_connection() -> None:
     protocol = PeerProtocol(HERE)
-    (own_hello,) = protocol.start(0.0)
+    (own_hello,) = protocol.start(0.0, CHALLENGE)
     event = protocol.receive(own_hello, 0.0)
     assert isinstance(event, Drop)
     assert "connected to itself" in event.reason
     assert event.reason.startswith("node id: expected another node's, got this node's own")
-
-
-# -- the peer set: one connection per node, at most MAX_PEERS ---------------------------------
-
-
-def test_a_second_connection_to_the_same_node_is_refused() -> None:
-    peers: PeerSet[str] = PeerSet()
-    first, second = PeerProtocol(HERE), PeerProtocol(HERE)
-    for protocol in (first, second):
-        assert isinstance(protocol.receive(hello_from(THERE), 0.0), HelloReceived)
-    assert peers.join(THERE.node_id, "first") is None
-    refusal = peers.join(THERE.node_id, "second")
-    assert refusal == "node id: expected a node not yet connected, got one already connected"
-    assert second.close(refusal) == Drop(refusal)
-    assert not peers.leave(THERE.node_id, "second")  # the refused one never joined...
-    assert peers.members == {THERE.node_id: "first"}  # ...and does not evict the first
-    assert peers.leave(THERE.node_id, "first")
-    assert len(peers) == 0
-    assert peers.join(THERE.node_id, "second") is None  # free again
-
-
-def test_the_peer_limit() -> None:
-    peers: PeerSet[int] = PeerSet()
-    assert peers.limit == MAX_PEERS == 16
-    for n in range(MAX_PEERS):
-        assert peers.join(bytes([n]) * 32, n) is None
-    assert peers.join(b"\xff" * 32, 99) == (
-        f"peers: expected at most {MAX_PEERS}, got one more (peer limit reached)"
-    )
-    assert sorted(peers) == list(range(MAX_PEERS))
-    assert peers.leave(bytes([3]) * 32, 3)
-    assert peers.join(b"\xff" * 32, 99) is None
 
 
 # -- garbage ----------------------------------------------------------------------------------
@@ -178,17 +233,18 @@ TOO_MANY_IDS = wire.encode(Kind.INV, b"\x00" * 32 * (wire.MAX_IDS + 1))
 GARBAGE = [
     (b"", "frame: expected at least 2 bytes, got 0"),
     (b"\x01", "frame: expected at least 2 bytes, got 1"),
-    (b"\x01\x02" + bytes(wire.MAX_FRAME), "frame: expected at most"),
-    (b"\x02\x02" + b"\x00" * 200, "wire version: expected 1, got 2"),
-    (b"\x00\x01", "wire version: expected 1, got 0"),
-    (b"\x01\x09", "message kind: expected 1..5, got 9"),
-    (b"\x01\x00", "message kind: expected 1..5, got 0"),
+    (b"\x02\x02" + bytes(wire.MAX_FRAME), "frame: expected at most"),
+    (b"\x01\x02" + b"\x00" * 200, "wire version: expected 2, got 1"),
+    (b"\x00\x01", "wire version: expected 2, got 0"),
+    (b"\x02\x09", "message kind: expected 1..6, got 9"),
+    (b"\x02\x00", "message kind: expected 1..6, got 0"),
     (wire.encode(Kind.INV, b""), "INV: expected 1..256 ids of 32 bytes, got 0 bytes"),
     (wire.encode(Kind.INV, b"\x00" * 31), "INV: expected 1..256 ids of 32 bytes, got 31 bytes"),
     (TOO_MANY_IDS, "INV: expected 1..256 ids of 32 bytes, got 8224 bytes"),
     (wire.encode(Kind.REQUEST, b"\x00" * 33), "REQUEST: expected 1..256 ids"),
-    (wire.encode(Kind.HELLO, b"\x00" * 39), "HELLO: expected 40..296 bytes, got 39"),
-    (wire.encode(Kind.HELLO, b"\x00" * 297), "HELLO: expected 40..296 bytes, got 297"),
+    (wire.encode(Kind.HELLO, b"\x00" * 71), "HELLO: expected 72..328 bytes, got 71"),
+    (wire.encode(Kind.HELLO, b"\x00" * 329), "HELLO: expected 72..328 bytes, got 329"),
+    (wire.encode(Kind.AUTH, b"\x00" * 63), "AUTH: expected 64 bytes, got 63"),
     (wire.encode(Kind.PEERS, b"h" * (wire.MAX_PEERS_BYTES + 1)), "PEERS: expected at most"),
 ]
 
@@ -213,15 +269,42 @@ def test_a_tx_that_does_not_decode_drops_the_peer(payment: Transaction) -> None:
         assert event.reason.startswith("TX does not decode: "), event.reason
 
 
-def test_urls_that_are_not_utf8_drop_the_peer() -> None:
-    bad_hello = wire.encode(Kind.HELLO, struct.pack(">Q", NETWORK_ID) + THERE.node_id + b"\xff")
-    assert PeerProtocol(HERE).receive(bad_hello, 0.0) == Drop("HELLO: the API URL is not UTF-8")
-    bad_peers = wire.encode(Kind.PEERS, b"http://a\n\xff\xfe")
-    assert open_protocol().receive(bad_peers, 0.0) == Drop("PEERS: not UTF-8")
-    not_http = wire.peers(["ftp://x"])
-    assert open_protocol().receive(not_http, 0.0) == Drop(
-        "PEERS: expected http:// URLs, got 'ftp://x'"
+def test_urls_that_are_not_valid_are_ignored_not_fatal() -> None:
+    """Issue 12, finding 6: a HELLO's URL or a PEERS entry that is not a valid URL is read
+    as none (it used to drop the peer); what is kept is safe in a log line."""
+    bad_hello = wire.encode(
+        Kind.HELLO, struct.pack(">Q", NETWORK_ID) + THERE.node_id + CHALLENGE + b"\xff"
     )
+    protocol = PeerProtocol(HERE)
+    protocol.start(0.0, CHALLENGE)
+    assert isinstance(protocol.receive(bad_hello, 0.0), ProveId)
+    assert protocol.api == ""
+    for api in ("http://a b", "http://evil\x1b[31m", "ftp://x", "http://é.example"):
+        assert wire.read_hello(wire.decode(hello_from(local(3, api)))[1]).api == ""
+    protocol = open_protocol()
+    mixed = wire.encode(
+        Kind.PEERS, b"http://a\n\xff\xfe\nftp://x\nhttp://a b\nhttp://\x1b[2J\n\nhttps://b:1/x"
+    )
+    assert protocol.receive(mixed, 0.0) == PeersReceived(["http://a", "https://b:1/x"])
+    assert protocol.state is State.OPEN
+
+
+def test_peers_carries_whole_urls_only() -> None:
+    """Issue 12, finding 6: PEERS was cut at 4096 bytes mid-URL (even mid-character, and
+    then every peer dropped the node on every reconnect)."""
+    urls = [f"http://node-{n:04d}.example.org:{10000 + n}" for n in range(400)]
+    (frame,) = PeerProtocol.peers(urls)
+    payload = wire.decode(frame)[1]
+    assert len(payload) <= wire.MAX_PEERS_BYTES
+    got = wire.read_peers(payload)
+    assert got
+    assert set(got) <= set(urls)
+    assert len(payload) + len(sorted(urls)[len(got)]) + 1 > wire.MAX_PEERS_BYTES  # as many as fit
+    long = ["http://" + "é" * 120, "http://" + "x" * 300, "http://ok"]
+    assert wire.read_peers(wire.decode(wire.peers(long))[1]) == ["http://ok"]
+    assert wire.hello(NETWORK_ID, THERE.node_id, CHALLENGE, "http://" + "é" * 200).endswith(
+        CHALLENGE
+    )  # an API URL that is not valid is sent as none, not cut
 
 
 def test_an_invalid_transaction_drops_the_peer_once(
@@ -300,9 +383,11 @@ def test_request_is_answered_with_tx_frames_for_known_ids_only(
 def test_the_token_bucket_drops_frames_past_the_burst_and_refills() -> None:
     protocol = PeerProtocol(HERE, rate=10.0, burst=5.0)
     frame = wire.peers([])
-    protocol.start(0.0)
-    assert isinstance(protocol.receive(hello_from(THERE), 0.0), HelloReceived)  # token 1
-    assert all(protocol.receive(frame, 0.0) == PeersReceived([]) for _ in range(4))
+    protocol.start(0.0, CHALLENGE)
+    assert isinstance(protocol.receive(hello_from(THERE), 0.0), ProveId)  # token 1
+    proven = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), 0.0)  # token 2
+    assert isinstance(proven, HelloReceived)
+    assert all(protocol.receive(frame, 0.0) == PeersReceived([]) for _ in range(3))
     assert protocol.receive(frame, 0.0) is None  # the burst is spent: silently ignored
     assert protocol.receive(b"garbage", 0.0) is None  # not even looked at
     assert protocol.throttled == 2
@@ -354,14 +439,14 @@ def test_retries_are_spaced_by_retry_after_and_end_after_max_attempts() -> None:
         now += RETRY_AFTER / 2
     assert asked_at == [100.0 + n * RETRY_AFTER for n in range(MAX_ATTEMPTS)]
     assert tracker.attempts(missing) == MAX_ATTEMPTS
-    assert tracker.due([missing], now) == [missing]  # due, but...
-    assert tracker.ask([missing], now, lambda _: False) == []  # ...given up
+    assert tracker.due([missing], now) == []  # no attempts left: not due
+    assert tracker.ask([missing], now, lambda _: False) == []  # an INV does not ask either
     tracker.arrived(missing)
     assert tracker.attempts(missing) == 0
 
 
 def test_each_peer_asked_counts_an_attempt() -> None:
-    """Asking three peers at once uses three of the MAX_ATTEMPTS (as before)."""
+    """Asking three peers at once uses three of the MAX_ATTEMPTS."""
     tracker = RequestTracker()
     for _ in range(3):
         assert tracker.ask([tid(1)], 0.0, lambda _: False) == [tid(1)]
@@ -369,15 +454,46 @@ def test_each_peer_asked_counts_an_attempt() -> None:
     assert tracker.due([tid(1), tid(2)], 0.5) == [tid(2)]  # never asked: due at once
 
 
-def test_the_bookkeeping_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(peer_module, "MAX_REQUESTED", 3)
+def test_given_up_once_the_attempts_ran_out() -> None:
+    """Issue 12, finding 8: an id no peer had is given up on (the driver then drops
+    what waited on it), RETRY_AFTER after its last attempt."""
+    tracker = RequestTracker()
+    for n in range(MAX_ATTEMPTS):
+        tracker.ask([tid(1)], float(n), lambda _: False)
+    tracker.ask([tid(2)], 0.0, lambda _: False)
+    last = MAX_ATTEMPTS - 1.0
+    assert tracker.due([tid(1)], last + RETRY_AFTER) == []  # no attempts left
+    assert tracker.given_up([tid(1), tid(2)], last + 0.5) == []
+    assert tracker.given_up([tid(1), tid(2), tid(3)], last + RETRY_AFTER) == [tid(1)]
+    assert tracker.attempts(tid(1)) == 0
+    assert tracker.attempts(tid(2)) == 1
+
+
+def test_the_bookkeeping_has_a_hard_cap() -> None:
+    """Issue 12, finding 4: an INV flood of made-up ids grew it by ~172 bytes an id
+    without bound (+441 MB in 10 s); past the cap the longest-unasked go."""
+    assert peer_module.MAX_REQUESTED == 65_536
+    tracker = RequestTracker(limit=3)
+    tracker.ask([tid(n) for n in range(3)], 0.0, lambda _: False)
+    tracker.ask([tid(0)], 1.0, lambda _: False)  # asked again: to the back
+    tracker.ask([tid(9), tid(8)], 2.0, lambda _: False)
+    assert len(tracker) == 3
+    assert tracker.evicted == 2
+    assert [tracker.attempts(tid(n)) for n in (1, 2, 0, 9, 8)] == [0, 0, 2, 1, 1]
+    flood = RequestTracker()
+    for start in range(0, 200_000, wire.MAX_IDS):
+        flood.ask([tid(n) for n in range(start, start + wire.MAX_IDS)], 0.0, lambda _: False)
+    assert len(flood) == peer_module.MAX_REQUESTED
+
+
+def test_tidy_forgets_only_the_expired_front() -> None:
     tracker = RequestTracker()
     tracker.ask([tid(n) for n in range(3)], 0.0, lambda _: False)
-    tracker.tidy(100.0)
-    assert len(tracker) == 3  # within the bound: kept
     tracker.ask([tid(9)], 90.0, lambda _: False)
+    tracker.tidy(50.0)
+    assert len(tracker) == 4  # nothing a minute old yet
     tracker.tidy(100.0)
-    assert len(tracker) == 1  # past it: only the last minute's
+    assert len(tracker) == 1  # only the last minute's
     assert tracker.attempts(tid(9)) == 1
 
 
@@ -401,14 +517,24 @@ def test_the_protocol_module_does_no_io() -> None:
 
 
 class FakeWebSocket:
-    """Yields the given messages, then waits until closed; records what is sent."""
+    """Yields the given messages, then waits until closed; records what is sent. With
+    ``peer``, it answers the driver's HELLO with that peer's AUTH (after ``frames``)."""
 
-    def __init__(self, frames: list[bytes]) -> None:
+    def __init__(self, frames: list[bytes], peer: LocalInfo | None = None) -> None:
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         for frame in frames:
             self.incoming.put_nowait(SimpleNamespace(type=WSMsgType.BINARY, data=frame))
         self.sent: list[bytes] = []
         self.closed = False
+        self.peer = peer
+        self.then: list[bytes] = []
+
+    @classmethod
+    def of(cls, peer: LocalInfo, *frames: bytes) -> FakeWebSocket:
+        """A peer that sends its HELLO, proves it when asked, then ``frames``."""
+        ws = cls([hello_from(peer)], peer)
+        ws.then = list(frames)
+        return ws
 
     def feed(self, frame: bytes) -> None:
         self.incoming.put_nowait(SimpleNamespace(type=WSMsgType.BINARY, data=frame))
@@ -422,6 +548,12 @@ class FakeWebSocket:
 
     async def send_bytes(self, frame: bytes) -> None:
         self.sent.append(frame)
+        kind, payload = wire.decode(frame)
+        if kind is Kind.HELLO and self.peer is not None:
+            hello = wire.read_hello(payload)
+            self.feed(auth_from(self.peer, hello.challenge, hello.node_id))
+            for later in self.then:
+                self.feed(later)
 
     async def close(self) -> None:
         self.closed = True
@@ -433,7 +565,7 @@ class FakeNode:
 
     def __init__(self, genesis: Transaction, params: NetworkParams) -> None:
         self.params = params
-        self.key = SimpleNamespace(public_key=HERE.node_id)
+        self.key = SimpleNamespace(public_key=HERE.node_id, sign=HERE.sign)
         self.config = SimpleNamespace(peers=[])
         self.on_new: list[Any] = []
         self.held = {genesis.id: genesis}
@@ -454,6 +586,9 @@ class FakeNode:
 
     def missing_parents(self) -> frozenset[TxId]:
         return frozenset()
+
+    def abandon(self, ids: list[TxId]) -> int:
+        return 0
 
     def accept(self, tx: Transaction) -> AttachResult:
         self.accepted.append(tx)
@@ -486,45 +621,49 @@ async def test_the_driver_syncs_ingests_and_forwards(
         asyncio.ensure_future(gossip._validate_loop()),
         asyncio.ensure_future(gossip._accept_loop()),
     ]
-    third = LocalInfo(NETWORK_ID, b"\x03" * 32, "")
-    one, other = FakeWebSocket([hello_from(THERE)]), FakeWebSocket([hello_from(third)])
+    gossip.book.own = HERE.api
+    third = local(3, "")
+    one, other = FakeWebSocket.of(THERE), FakeWebSocket.of(third)
     serving = [
         asyncio.ensure_future(gossip._serve(Peer(ws, label, gossip._protocol())))
         for ws, label in ((one, "one"), (other, "other"))
     ]
-    await wait_for(lambda: len(one.sent) == len(other.sent) == 3)
-    assert kinds(one.sent) == [Kind.HELLO, Kind.INV, Kind.PEERS]  # the sync on connect
-    assert wire.read_ids(wire.decode(one.sent[1])[1]) == [genesis.id]
-    assert wire.read_peers(wire.decode(one.sent[2])[1]) == [HERE.api]
-    assert sorted(gossip.peers) == [THERE.node_id, third.node_id]
+    await wait_for(lambda: len(one.sent) == len(other.sent) == 4)
+    # HELLO, AUTH (proving this node's id), then the sync on connect
+    assert kinds(one.sent) == [Kind.HELLO, Kind.AUTH, Kind.INV, Kind.PEERS]
+    assert wire.read_ids(wire.decode(one.sent[2])[1]) == [genesis.id]
+    assert wire.read_peers(wire.decode(one.sent[3])[1]) == [HERE.api]
+    assert sorted(gossip.peers) == sorted([THERE.node_id, third.node_id])
 
     itself = FakeWebSocket([hello_from(HERE)])
     await gossip._serve(Peer(itself, "itself", gossip._protocol()))
     assert itself.closed  # dropped at its HELLO
-    again = FakeWebSocket([hello_from(THERE)])
+    again = FakeWebSocket.of(THERE)
     await gossip._serve(Peer(again, "again", gossip._protocol()))
     assert again.closed  # a second connection to THERE: dropped
     assert "dropping peer itself: node id: expected another node's" in caplog.text
     assert "dropping peer again: node id: expected a node not yet connected" in caplog.text
-    assert sorted(gossip.peers) == [THERE.node_id, third.node_id]
+    assert sorted(gossip.peers) == sorted([THERE.node_id, third.node_id])
 
     one.feed(PeerProtocol.tx(payment.encode()))
     one.feed(PeerProtocol.tx(payment.encode()))  # a copy: validated once
     one.feed(PeerProtocol.request([tid(1), genesis.id])[0])
-    await wait_for(lambda: node.accepted and len(one.sent) == 4 and len(other.sent) == 4)
+    await wait_for(lambda: node.accepted and len(one.sent) == 5 and len(other.sent) == 5)
     assert node.accepted == [payment]
     assert gossip.received == 2
-    assert one.sent[3] == PeerProtocol.tx(genesis.encode())  # the one it holds, only
-    assert other.sent[3] == PeerProtocol.tx(payment.encode())  # forwarded...
+    assert one.sent[4] == PeerProtocol.tx(genesis.encode())  # the one it holds, only
+    assert other.sent[4] == PeerProtocol.tx(payment.encode())  # forwarded...
     assert gossip.forwarded == 1  # ...but not back to its source
+    assert gossip._peers.slots[THERE.node_id].relayed > 0  # it relayed something new
+    assert gossip._peers.slots[third.node_id].relayed == 0
 
     one.feed(PeerProtocol.inv([payment.id, tid(2)])[0])
-    await wait_for(lambda: len(one.sent) == 5)
-    assert one.sent[4] == PeerProtocol.request([tid(2)])[0]  # only what it lacks
+    await wait_for(lambda: len(one.sent) == 6)
+    assert one.sent[5] == PeerProtocol.request([tid(2)])[0]  # only what it lacks
 
-    one.feed(b"\x01\x09")
+    one.feed(b"\x02\x09")
     await serving[0]
-    assert "dropping peer http://127.0.0.1:2: message kind: expected 1..5, got 9" in caplog.text
+    assert "dropping peer http://127.0.0.1:2: message kind: expected 1..6, got 9" in caplog.text
     assert one.closed
     assert list(gossip.peers) == [third.node_id]
     await other.close()
@@ -545,7 +684,7 @@ async def test_the_driver_drops_a_peer_that_sends_an_invalid_transaction(
         asyncio.ensure_future(gossip._validate_loop()),
         asyncio.ensure_future(gossip._accept_loop()),
     ]
-    ws = FakeWebSocket([hello_from(THERE), PeerProtocol.tx(solve(forged, params).encode())])
+    ws = FakeWebSocket.of(THERE, PeerProtocol.tx(solve(forged, params).encode()))
     await asyncio.wait_for(gossip._serve(Peer(ws, "liar", gossip._protocol())), 5)
     assert ws.closed
     assert node.accepted == []
@@ -553,3 +692,18 @@ async def test_the_driver_drops_a_peer_that_sends_an_invalid_transaction(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_inv_and_request_frames_have_their_own_rate() -> None:
+    """Issue 12, finding 4: an INV names 256 ids, so a peer sending 20,000 a second made
+    the node look up 5 M ids a second; they come from a bucket of ID_RATE a second."""
+    assert (peer_module.ID_RATE, peer_module.ID_BURST) == (200.0, 400.0)
+    protocol = open_protocol()
+    (inv,) = PeerProtocol.inv([tid(1)])
+    events = [protocol.receive(inv, 0.0) for _ in range(500)]
+    assert sum(isinstance(e, InventoryReceived) for e in events) == 400
+    assert protocol.throttled == 100
+    assert isinstance(protocol.receive(PeerProtocol.tx(b"x" * 10), 0.0), Drop)  # other bucket
+    later = open_protocol()
+    passed = sum(later.receive(inv, n / 1000) is not None for n in range(2000))
+    assert 799 <= passed <= 800  # the burst, then ID_RATE a second for 2 s

@@ -373,6 +373,13 @@ def subscription_flood(streams: int = 8, topics: int = 256) -> Attacker:
     as fast as the node takes them."""
 
     async def attack(api: str, stop: asyncio.Event, stats: Stats) -> None:
+        # Made once: the attacker's own CPU should not be what slows the node's host.
+        frames = []
+        for _ in range(16):
+            batch = ["address:" + encode_address(os.urandom(32)) for _ in range(topics)]
+            frames.append(
+                (orjson.dumps({"subscribe": batch}), orjson.dumps({"unsubscribe": batch}))
+            )
         async with aiohttp.ClientSession() as session:
 
             async def worker() -> None:
@@ -382,14 +389,11 @@ def subscription_flood(streams: int = 8, topics: int = 256) -> Attacker:
                             f"{api}/api/v1/events?topics=confirmations"
                         ) as ws:
                             while not stop.is_set():
-                                batch = [
-                                    "address:" + encode_address(os.urandom(32))
-                                    for _ in range(topics)
-                                ]
-                                await ws.send_bytes(orjson.dumps({"subscribe": batch}))
-                                await ws.send_bytes(orjson.dumps({"unsubscribe": batch}))
-                                stats["frames"] += 2
-                                await asyncio.sleep(0)
+                                for add, remove in frames:
+                                    await ws.send_bytes(add)
+                                    await ws.send_bytes(remove)
+                                    stats["frames"] += 2
+                                    await asyncio.sleep(0)
                     except (ConnectionError, aiohttp.ClientError, OSError, TimeoutError):
                         stats["refused"] += 1
                         await _until(stop, 0.5)

@@ -4,14 +4,16 @@ PEERS frames tell a node of other nodes' API URLs. :class:`AddressBook` keeps th
 bounded, and says which to dial:
 
 - only valid URLs (:func:`tangle.node.wire.valid_url`) are kept, never this node's own;
-- at most ``MAX_KNOWN`` learned URLs, at most ``PER_SOURCE`` of them from one peer, so a
+- at most ``MAX_KNOWN`` learned URLs, at most ``PER_SOURCE`` of them from one source (the
+  driver passes the telling peer's address group, or its node id on loopback), so a
   peer that sends thousands fills a small share of the book; when the book is full a new
   URL takes the place of one that failed and never worked, or is not kept;
 - the configured peers are kept apart: the driver dials them for ever, and they are never
   evicted;
 - a learned URL is dialled when its backoff has passed (``BACKOFF`` s doubling per failure
   up to ``MAX_BACKOFF``); one that failed ``MAX_FAILURES`` times in a row without ever
-  working is forgotten, and so is one that turned out to be this node itself;
+  working is forgotten (twice that if it worked once), and so is one that turned out to
+  be this node itself;
 - PEERS sent to others carry this node's own URL, the configured peers and learned URLs
   that worked at least once: a node passes on what it checked, not what it was told.
 """
@@ -96,7 +98,7 @@ class AddressBook:
         if entry is None:
             return
         entry.failures += 1
-        if entry.failures >= MAX_FAILURES and not entry.worked:
+        if entry.failures >= (2 * MAX_FAILURES if entry.worked else MAX_FAILURES):
             self.forget(url)
             return
         entry.retry_at = now + min(MAX_BACKOFF, BACKOFF * 2 ** (entry.failures - 1))

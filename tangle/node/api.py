@@ -146,12 +146,22 @@ AMOUNT_DIGITS = len(str(MAX_SUPPLY))
 def _amount(value: Any) -> int:
     """A JSON number or decimal string of ASCII digits (no sign, space or '²'), at most
     the supply; refused by its length before it is converted."""
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
-        shown = value[:20] + "..." if isinstance(value, str) and len(value) > 20 else value
+    if value is None:
         raise Rejected(
             ErrorCode.INVALID_FIELD,
-            f"amount: expected a decimal string of ASCII digits, got {shown!r}",
+            "amount: missing; expected a decimal string of ASCII digits",
+            400,
+        )
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        if isinstance(value, str):
+            shown = repr(value[:20] + "..." if len(value) > 20 else value)
+        else:  # a number, list or object, as long as the body: at most 40 characters
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        raise Rejected(
+            ErrorCode.INVALID_FIELD,
+            f"amount: expected a decimal string of ASCII digits, got {shown}",
             400,
         )
     if len(text) > AMOUNT_DIGITS:

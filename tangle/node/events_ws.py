@@ -8,12 +8,17 @@ and what came:
 
 - before the upgrade: a bad ``since`` or topic (400), too many topics (400), a client with 8
   streams open or a node with 1024 (503 with ``Retry-After``);
-- frames of at most ``MAX_FRAME`` bytes (32 KiB: 256 address topics take ~19 KB): aiohttp
-  refuses a longer one from its header, before reading it, and closes with 1009;
-- an address topic costs a bech32m check (~90 us): the node spends at most
-  ``CHECKS_PER_SECOND`` (2048, ~0.2 s of CPU) a second on them, shared by every stream in
+- frames under ``MAX_FRAME`` bytes (32 KiB, so 32,767 at most: 256 address topics take
+  ~19 KB): aiohttp refuses one of 32,768 or more from its header, before reading it, and
+  closes with 1009;
+- an address topic costs a bech32m check (~110 us, measured): the node spends at most
+  ``CHECKS_PER_SECOND`` (2048, ~0.23 s of CPU) a second on them, shared by every stream in
   turn, so a flood of subscriptions delays subscriptions, not the node;
-- the reader yields to the loop after each frame, the sender every ``BATCH`` events.
+- the reader yields to the loop after each frame, the sender every ``BATCH`` events;
+- a client that stops reading is dropped: a frame that does not leave within
+  ``SEND_DEADLINE`` (5 s), or more than ``MAX_WRITE_BUFFER`` bytes waiting unsent, and the
+  connection is aborted (a close would wait for the full buffer to drain) and its stream
+  let go.
 """
 
 from __future__ import annotations
@@ -34,16 +39,75 @@ from tangle.node.errors import Rejected
 from tangle.node.events import Event, EventLog, Subscriber, parse_since
 from tangle.schema import ADDRESS_TOPIC, DEFAULT_TOPICS, ErrorCode
 
-__all__ = ["EVENTS", "MAX_FRAME", "CheckBudget", "check_topic", "client_key", "install"]
+__all__ = [
+    "EVENTS",
+    "MAX_FRAME",
+    "CheckBudget",
+    "Sender",
+    "Stalled",
+    "canonical",
+    "check_topic",
+    "client_key",
+    "install",
+]
 
 MAX_FRAME = 32 * 1024
-"""Bytes in one frame a client sends (a frame of 256 address topics is ~19 KB)."""
+"""Bytes a frame a client sends stays under (aiohttp refuses one of this size; a frame of
+256 address topics is ~19 KB)."""
 CHECKS_PER_SECOND = 2048
-"""Address topics the node checks per second, all streams together (~90 us each)."""
+"""Address topics the node checks per second, all streams together (~110 us each)."""
 BATCH = 256
 """Events sent between two yields to the loop (a replay may be 100,000)."""
 HEARTBEAT = 20.0
 """Seconds between pings; a client that answers none in half of it is dropped."""
+SEND_DEADLINE = 5.0
+"""Seconds one frame may wait to leave; a client that reads nothing for that long is gone."""
+MAX_WRITE_BUFFER = 1 << 20
+"""Bytes held unsent for one stream (the kernel's buffers are full): past it, it is gone.
+aiohttp waits for a drain every 256 KiB written, so a client that reads, however slowly,
+stays well under it; past it, sends are not waiting and the buffer would only grow."""
+
+
+class Stalled(Exception):
+    """The client does not read what it is sent: its connection is aborted."""
+
+
+class Sender:
+    """Sends frames on ``ws``, each within ``SEND_DEADLINE`` and ``MAX_WRITE_BUFFER``.
+
+    Raises:
+        Stalled: from :meth:`send` and :meth:`close`, when the client does not read.
+    """
+
+    __slots__ = ("transport", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        self.ws = ws
+        self.transport = transport
+
+    async def send(self, data: bytes) -> None:
+        buffered = self.transport.get_write_buffer_size() if self.transport else 0
+        if buffered > MAX_WRITE_BUFFER:
+            raise Stalled(f"expected at most {MAX_WRITE_BUFFER} bytes unsent, {buffered} are")
+        try:
+            async with asyncio.timeout(SEND_DEADLINE):
+                await self.ws.send_bytes(data)
+        except TimeoutError:
+            raise Stalled(f"a frame waited {SEND_DEADLINE} s to leave") from None
+
+    async def close(self, code: int, message: bytes) -> None:
+        try:
+            async with asyncio.timeout(SEND_DEADLINE):
+                await self.ws.close(code=code, message=message)
+        except TimeoutError:
+            raise Stalled(f"the close waited {SEND_DEADLINE} s to leave") from None
+        if self.transport is not None and self.transport.get_write_buffer_size():
+            raise Stalled("the client did not read what it was sent before the close")
+
+    def abort(self) -> None:
+        """Drop the connection now, and what it holds unsent."""
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class CheckBudget:
@@ -105,7 +169,15 @@ def check_topic(topic: str) -> None:
     if topic in DEFAULT_TOPICS:
         return
     if topic.startswith(ADDRESS_TOPIC):
-        decode_address(topic.removeprefix(ADDRESS_TOPIC))
+        text = topic.removeprefix(ADDRESS_TOPIC)
+        decode_address(text)  # zero padding bits and one case: lowercase is the only other
+        expected = text.lower()
+        if text != expected:  # events name the lowercase one: this would match nothing
+            raise Rejected(
+                ErrorCode.INVALID_ADDRESS,
+                f"topic: expected the address as {ADDRESS_TOPIC}{expected}, got {topic[:100]!r}",
+                400,
+            )
         return
     shown = topic if len(topic) <= 100 else topic[:100] + "..."
     raise Rejected(
@@ -114,6 +186,19 @@ def check_topic(topic: str) -> None:
         f"got {shown!r}",
         400,
     )
+
+
+def canonical(topic: str) -> str:
+    """The topic as events name it: an address in lowercase, as the node encodes it.
+
+    bech32m allows an all-uppercase address (the same address, e.g. for QR codes); events
+    name the lowercase one, so an uppercase topic would be followed and never match.
+    Mixed case is left alone (the check refuses it)."""
+    if topic.startswith(ADDRESS_TOPIC):
+        text = topic.removeprefix(ADDRESS_TOPIC)
+        if text.isupper():
+            return ADDRESS_TOPIC + text.lower()
+    return topic
 
 
 def _checks(topics: Iterable[str]) -> int:
@@ -128,7 +213,7 @@ async def _follow(
     remove: Iterable[str] = (),
 ) -> None:
     """Count first (cheap), then wait for the checks' budget, then check and follow."""
-    add, remove = list(add), list(remove)
+    add, remove = [canonical(t) for t in add], [canonical(t) for t in remove]
     await budget.take(_checks(log.added(subscriber, add, remove)))
     log.update(subscriber, add, remove, check=check_topic)
 
@@ -145,17 +230,25 @@ async def events(request: web.Request) -> web.StreamResponse:
         await _follow(log, budget, subscriber, wanted)
         # No await from here to the replay's snapshot: nothing falls between the two.
         notice, backlog, last = log.resume(since, subscriber.topics)
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME)
+        # timeout: how long a close waits for the client's (a slow client's is dropped)
+        ws = web.WebSocketResponse(
+            heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, timeout=SEND_DEADLINE
+        )
         await ws.prepare(request)
-        with contextlib.suppress(ConnectionError):  # the client went away mid-send
-            await _stream(ws, log, budget, subscriber, notice, backlog, last)
+        sender = Sender(ws, request.transport)
+        try:
+            await _stream(sender, log, budget, subscriber, notice, backlog, last)
+        except ConnectionError:  # the client went away mid-send
+            pass
+        except Stalled:  # the client does not read: let it go now, not when it drains
+            sender.abort()
     finally:
         log.unsubscribe(subscriber)
     return ws
 
 
 async def _stream(
-    ws: web.WebSocketResponse,
+    sender: Sender,
     log: EventLog,
     budget: CheckBudget,
     subscriber: Subscriber,
@@ -163,64 +256,78 @@ async def _stream(
     backlog: list[Event],
     last: int,
 ) -> None:
+    ws = sender.ws
     if notice is not None:
-        await ws.send_bytes(orjson.dumps(notice))
+        await sender.send(orjson.dumps(notice))
     for n, event in enumerate(backlog, 1):
-        await ws.send_bytes(event.raw())
+        if subscriber.overflowed:  # live events piled up meanwhile: the client is too slow
+            await _too_slow(sender, log, last)
+            return
+        await sender.send(event.raw())
         last = event.seq
         if n % BATCH == 0:
             await asyncio.sleep(0)
-    reader = asyncio.ensure_future(_read_subscriptions(ws, log, budget, subscriber))
+    reader = asyncio.ensure_future(_read_subscriptions(sender, log, budget, subscriber))
+    getter: asyncio.Future[Event | None] | None = None
     try:
         while not ws.closed:
             getter = asyncio.ensure_future(subscriber.queue.get())
             done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
-                getter.cancel()
                 return
             batch = [getter.result()]
             while len(batch) < BATCH and not subscriber.queue.empty():
                 batch.append(subscriber.queue.get_nowait())
             for live in batch:
-                if live is None:  # the queue overflowed: the client is too slow
-                    gap = log.slow_notice(last)
-                    await ws.send_bytes(orjson.dumps(gap))
-                    reason = f"too slow: reconnect with since={gap['resume']}"
-                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=reason.encode())
+                if live is None or subscriber.overflowed:  # the client is too slow
+                    await _too_slow(sender, log, last)
                     return
                 if live.seq > last:
-                    await ws.send_bytes(live.raw())
+                    await sender.send(live.raw())
                     last = live.seq
-    finally:
+    finally:  # neither task outlives the stream ("Task was destroyed but it is pending")
         reader.cancel()
+        if getter is not None:
+            getter.cancel()
+        failed = reader.exception() if reader.done() and not reader.cancelled() else None
+        if isinstance(failed, Stalled):  # an error frame could not leave
+            sender.abort()
+
+
+async def _too_slow(sender: Sender, log: EventLog, last: int) -> None:
+    """The gap notice (what is queued is dropped: the client resumes from the log), then
+    a close (1013: try again later)."""
+    gap = log.slow_notice(last)
+    await sender.send(orjson.dumps(gap))
+    reason = f"too slow: reconnect with since={gap['resume']}"
+    await sender.close(WSCloseCode.TRY_AGAIN_LATER, reason.encode())
 
 
 async def _read_subscriptions(
-    ws: web.WebSocketResponse, log: EventLog, budget: CheckBudget, subscriber: Subscriber
+    sender: Sender, log: EventLog, budget: CheckBudget, subscriber: Subscriber
 ) -> None:
-    async for msg in ws:
+    async for msg in sender.ws:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             try:
                 add, remove = _frame(msg.data)
                 await _follow(log, budget, subscriber, add, remove)
             except Rejected as exc:
-                await _refuse(ws, exc.code, exc.message)
+                await _refuse(sender, exc.code, exc.message)
             except AddressError as exc:
-                await _refuse(ws, ErrorCode.INVALID_ADDRESS, str(exc))
+                await _refuse(sender, ErrorCode.INVALID_ADDRESS, str(exc))
         await asyncio.sleep(0)  # buffered frames come without a wait: let others run
 
 
-async def _refuse(ws: web.WebSocketResponse, code: str, message: str) -> None:
+async def _refuse(sender: Sender, code: str, message: str) -> None:
+    """Raises Stalled if the client does not read (the stream's loop aborts it)."""
     with contextlib.suppress(ConnectionError):  # gone: the stream's loop sees it close
-        await ws.send_bytes(orjson.dumps({"type": "error", "code": code, "message": message}))
+        await sender.send(orjson.dumps({"type": "error", "code": code, "message": message}))
 
 
 def _frame(data: str | bytes) -> tuple[list[str], list[str]]:
     """A subscription frame's topics to follow and to drop, checked before any is used."""
-    if len(data) > MAX_FRAME:  # aiohttp refuses these already; kept in case it is not
-        raise _bad(
-            ErrorCode.TOO_LARGE, f"frame: expected at most {MAX_FRAME} bytes, got {len(data)}"
-        )
+    if len(data) >= MAX_FRAME:  # aiohttp refuses these already; kept in case it is not
+        raise _bad(ErrorCode.TOO_LARGE, f"frame: expected under {MAX_FRAME} bytes, got {len(data)}")
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

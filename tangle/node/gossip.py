@@ -1,34 +1,26 @@
 """Gossip between nodes over websockets: the driver of :mod:`tangle.node.peer` (layer 5, I/O).
 
-This module only moves bytes and keeps time. The rules (HELLO first and once, the
-network, the rate limit, which ids to ask for and how often, what gets a peer dropped)
-live in the pure :mod:`tangle.node.peer`; here are the sockets, queues, tasks and timers
-that drive it:
+This module only moves bytes and keeps time; the rules live in the pure
+:mod:`tangle.node.peer` (the protocol), :mod:`~tangle.node.slots` (who stays connected)
+and :mod:`~tangle.node.addrbook` (whom to dial). Here:
 
-- one connection (inbound on ``/gossip``, or outbound: the configured peers by
-  :meth:`Gossip._dial_loop`, which reconnects with backoff from 0.5 s doubling to 30 s, and
-  up to ``OUTBOUND_TARGET`` learned ones from the :class:`~tangle.node.addrbook.AddressBook`)
-  is a :class:`~tangle.node.link.Peer`: a websocket, a
-  :class:`~tangle.node.peer.PeerProtocol`, and an outbox bounded in frames and bytes that
-  a sender task drains;
-- a connection counts as pending until its HELLO is proven: at most ``MAX_PENDING``
-  (``PENDING_PER_GROUP`` from one address group), more are answered 503 before the
-  websocket upgrade, and one still pending after ``HELLO_WITHIN`` seconds is dropped;
-  proven ones take a slot in the :class:`~tangle.node.slots.PeerSet` (inbound slots
-  evict the least useful peer when full; inbound never takes an outbound slot);
-- every frame received goes, with ``time.monotonic()``, to the protocol, and the driver
-  acts on the event it returns (the protocol's docstring says what each one asks for);
-- transactions go through a fair, bounded ingest queue
-  (:class:`~tangle.node.fairness.FairQueue`: ``INGEST`` in all, ``PEER_SHARE`` per peer,
-  served by deficit round robin so a busy peer cannot starve the others) to two stages:
-  stateless validation (§5) in batches of ``BATCH`` on a worker thread, then attachment
-  on the event loop (``node.accept``), forwarding to every other peer, and requests for
+- a connection (inbound on ``/gossip``; outbound to the configured peers by
+  :meth:`Gossip._dial_loop`, reconnecting with backoff 0.5 s doubling to 30 s, and to up
+  to ``OUTBOUND_TARGET`` learned ones) is a :class:`~tangle.node.link.Peer`: websocket,
+  protocol, and an outbox bounded in frames and bytes that a sender task drains;
+- it is pending until its HELLO is proven: at most ``MAX_PENDING`` (``PENDING_PER_GROUP``
+  from one address group; when full, the oldest of the largest group makes room), more
+  get 503 before the upgrade, and one pending after ``HELLO_WITHIN`` s is dropped;
+- every frame goes, with ``time.monotonic()``, to the protocol, and the driver acts on
+  the event it returns;
+- transactions go through a fair, bounded ingest queue (``INGEST`` in all, ``PEER_SHARE``
+  per peer, deficit round robin) to stateless validation (§5) in batches of ``BATCH`` on
+  a thread, then attachment on the loop (``node.accept``), forwarding, and requests for
   missing parents;
-- housekeeping every ``RETRY_AFTER`` seconds: INV of the tips to every peer every
-  ``INV_EVERY`` seconds; requests again for parents still missing, each of one peer per
-  round (the next round asks the next peer); giving up on those no peer had
-  (``node.abandon`` drops what waited on them); the HELLO deadline; dropping peers whose
-  outbox stayed full ``STALL`` seconds; dialling learned peers.
+- housekeeping every ``RETRY_AFTER`` s: INV of the tips every ``INV_EVERY`` s; missing
+  parents asked again, each of one peer a round; giving up on those no peer had
+  (``node.abandon``); the HELLO deadline; dropping peers whose outbox stayed full
+  ``STALL`` s; dialling learned peers.
 
 The node is reached only through ``knows``/``raw``/``tips``/``missing_parents``/
 ``accept``/``abandon``, ``params``, ``key``, ``config.peers`` and ``on_new``.
@@ -51,7 +43,7 @@ from tangle.errors import InvalidTransaction
 from tangle.node import wire
 from tangle.node.addrbook import AddressBook
 from tangle.node.fairness import FairQueue
-from tangle.node.link import STALL, Peer, transport_of
+from tangle.node.link import CONNECT_WITHIN, STALL, Peer, transport_of
 from tangle.node.node import Node
 from tangle.node.peer import (
     INV_EVERY,
@@ -156,23 +148,28 @@ class Gossip:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*(peer.close() for peer in self.peers.values()))
+        peers = [*self.peers.values(), *self._pending]
+        await asyncio.gather(*(peer.close() for peer in peers))
         if self._session is not None:
             await self._session.close()
 
     # -- connections ----------------------------------------------------------------------
 
-    def _protocol(self) -> PeerProtocol:
+    def _protocol(self, outbound: bool = False) -> PeerProtocol:
         node = self.node
         key = node.key
-        return PeerProtocol(LocalInfo(node.params.network_id, key.public_key, self.api, key.sign))
+        local = LocalInfo(node.params.network_id, key.public_key, self.api, key.sign)
+        return PeerProtocol(local, outbound=outbound)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The /gossip endpoint: an inbound peer."""
         group = address_group(request.remote)
-        if len(self._pending) >= MAX_PENDING or (
-            group and sum(1 for p in self._pending if p.group == group) >= PENDING_PER_GROUP
-        ):
+        same = sum(1 for p in self._pending if p.group == group)
+        if len(self._pending) >= MAX_PENDING and not (group and same >= PENDING_PER_GROUP):
+            # Full: the oldest pending one of the largest other group makes room, so a
+            # flood from few addresses cannot keep others out (its own are refused).
+            self._evict_pending(group)
+        if len(self._pending) >= MAX_PENDING or (group and same >= PENDING_PER_GROUP):
             self.refused += 1
             return web.json_response(
                 {
@@ -191,14 +188,30 @@ class Gossip:
         await self._serve(Peer(ws, label, self._protocol(), request.transport, group=group))
         return ws
 
+    def _evict_pending(self, newcomer: str) -> None:
+        sizes: dict[str, int] = {}
+        for p in self._pending:
+            if p.group != newcomer:
+                sizes[p.group] = sizes.get(p.group, 0) + 1
+        if not sizes:
+            return
+        largest = max(sizes.values())
+        victim = min(
+            (p for p in self._pending if sizes[p.group] == largest),
+            key=lambda p: p.protocol.started,
+        )
+        self._pending.discard(victim)
+        self._drop(victim, "evicted while awaiting HELLO (pending connections full)")
+
     async def _connect(self, url: str) -> aiohttp.ClientWebSocketResponse:
         assert self._session is not None
-        return await self._session.ws_connect(
-            url.rstrip("/") + "/gossip",
-            max_msg_size=wire.MAX_FRAME,
-            heartbeat=15,
-            timeout=aiohttp.ClientWSTimeout(ws_close=10),
-        )
+        async with asyncio.timeout(CONNECT_WITHIN):  # a tarpit holds a dial no longer
+            return await self._session.ws_connect(
+                url.rstrip("/") + "/gossip",
+                max_msg_size=wire.MAX_FRAME,
+                heartbeat=15,
+                timeout=aiohttp.ClientWSTimeout(ws_close=10),
+            )
 
     async def _dial_loop(self, url: str) -> None:
         """Keep a connection to ``url``, reconnecting with backoff (0.5 s doubling to 30 s)."""
@@ -210,7 +223,7 @@ class Gossip:
                 log.debug("cannot reach peer %s: %s", url, exc)
             else:
                 delay = 0.5
-                await self._serve(Peer(ws, url, self._protocol(), transport_of(ws), True))
+                await self._serve(Peer(ws, url, self._protocol(True), transport_of(ws), True))
             await asyncio.sleep(delay)
             delay = min(30.0, delay * 2)
 
@@ -219,11 +232,11 @@ class Gossip:
         try:
             try:
                 ws = await self._connect(url)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except Exception as exc:  # any failure of a stranger's URL
                 log.debug("cannot reach learned peer %s: %s", url, exc)
                 self.book.failed(url, time.monotonic())
                 return
-            peer = Peer(ws, url, self._protocol(), transport_of(ws), True)
+            peer = Peer(ws, url, self._protocol(True), transport_of(ws), True)
             await self._serve(peer)
             if peer.node_id == self.node.key.public_key:
                 self.book.forget(url)  # this node's own address, under another name
@@ -290,11 +303,13 @@ class Gossip:
             if not peer.outbox.full():  # answers it does not read cost nothing more
                 peer.send_all(PeerProtocol.answer(event.ids, self.node.raw))
         elif isinstance(event, PeersReceived):
-            self.book.learn(event.urls, peer.node_id, time.monotonic())
+            self.book.learn(event.urls, peer.group.encode() or peer.node_id, time.monotonic())
         elif isinstance(event, ProveId):
             peer.send(event.frame)
         elif isinstance(event, HelloReceived):
             self._pending.discard(peer)
+            if event.proof:
+                peer.send(event.proof)
             refusal, evicted = self._peers.join(
                 event.node_id, peer, time.monotonic(), outbound=peer.outbound, group=peer.group
             )
@@ -402,23 +417,34 @@ class Gossip:
                 frames = PeerProtocol.inv(self.node.tips())
                 for peer in peers:
                     peer.send_all(frames)
-            self._ask_again(peers, now)
-            for peer in list(self._pending):
-                drop = peer.protocol.expired(now)
-                if drop is not None:
-                    self._drop(peer, drop.reason)
-            for peer in peers:
-                since = peer.outbox.full_since
-                if since is not None and now - since >= STALL:
-                    unsent = f"{len(peer.outbox)} frames, {peer.outbox.bytes} bytes"
-                    self._drop(peer, f"it does not read: {unsent} unsent for {STALL:g} s")
-            # Not a URL a connected peer announced: that node is connected already (the
-            # cost: a connected peer that claims another's URL keeps it from being dialled).
-            busy = self._dialling | {peer.api.rstrip("/") for peer in peers}
-            for url in self.book.due(now, busy, OUTBOUND_TARGET - len(self._dialling)):
-                self._dialling.add(url)
-                self._spawn(self._dial_once(url))
+            for step in (self._deadlines, self._stalls, self._ask_again, self._discover):
+                try:  # one step's bug must not end the others (the HELLO deadline first)
+                    step(peers, now)
+                except Exception:
+                    log.exception("gossip housekeeping: %s failed", step.__name__)
             self._tracker.tidy(now)
+
+    def _deadlines(self, peers: list[Peer], now: float) -> None:
+        for peer in list(self._pending):
+            drop = peer.protocol.expired(now)
+            if drop is not None:
+                self._pending.discard(peer)
+                self._drop(peer, drop.reason)
+
+    def _stalls(self, peers: list[Peer], now: float) -> None:
+        for peer in peers:
+            since = peer.outbox.full_since
+            if since is not None and now - since >= STALL:
+                unsent = f"{len(peer.outbox)} frames, {peer.outbox.bytes} bytes"
+                self._drop(peer, f"it does not read: {unsent} unsent for {STALL:g} s")
+
+    def _discover(self, peers: list[Peer], now: float) -> None:
+        # Not a URL a connected peer announced: that node is connected already (the
+        # cost: a connected peer that claims another's URL keeps it from being dialled).
+        busy = self._dialling | {peer.api.rstrip("/") for peer in peers}
+        for url in self.book.due(now, busy, OUTBOUND_TARGET - len(self._dialling)):
+            self._dialling.add(url)
+            self._spawn(self._dial_once(url))
 
     def _ask_again(self, peers: list[Peer], now: float) -> None:
         """Ask again for missing parents, each of one peer (the next one next round), and

@@ -203,13 +203,18 @@ class Issuer:
     # -- liveness ---------------------------------------------------------------------------
 
     def oldest_pending_tip(self, recent: list[TxId]) -> TxId | None:
-        """The oldest of ``recent`` still pending, unapproved and walkable."""
+        """The oldest of ``recent`` still pending, walkable, and approved by nothing
+        walkable: an approver that is conflicting does not count (spam that approves a
+        payment must not keep the node from approving it)."""
         w = self.host.engine.window
+        walkable = w.walkable
         for tx_id in recent:
+            if tx_id not in w:
+                continue
+            slot = w.slot(tx_id)
             if (
-                tx_id in w
-                and w.is_tip(w.slot(tx_id))
-                and w.walkable[w.slot(tx_id)]
+                walkable[slot]
+                and not any(walkable[a] for a in w.approvers(slot))
                 and self.needs_confirmation(tx_id)
             ):
                 return tx_id

@@ -32,6 +32,8 @@ OUTBOX = 20_000
 OUTBOX_BYTES = 2 * 1024 * 1024
 STALL = 10.0
 """Seconds a peer's outbox may stay full before the peer is dropped as not reading."""
+CONNECT_WITHIN = 5.0
+"""Seconds a dial may take up to the websocket (a tarpit holds a dial no longer)."""
 CLOSE_WITHIN = 2.0
 """Seconds a closing handshake may take before the connection is aborted: a peer that
 stops reading cannot hold a close (or whoever awaits it) for longer."""
@@ -73,8 +75,12 @@ class Outbox:
             await self._ready.wait()
         frame = self._frames.popleft()
         self.bytes -= len(frame)
-        if self.full_since is not None and self.bytes <= self.max_bytes // 2:
-            self.full_since = None
+        if (
+            self.full_since is not None
+            and self.bytes <= self.max_bytes // 2
+            and len(self._frames) <= self.max_frames // 2
+        ):
+            self.full_since = None  # room again: half of either bound
         return frame
 
     def __len__(self) -> int:
@@ -157,7 +163,7 @@ async def handshake(
     ``receive`` the next binary frame): the open protocol, or ConnectionError with the
     reason the peer's frames were refused. For tools and tests that speak gossip
     without running a node (a benchmark's feeder, a scripted attacker)."""
-    protocol = PeerProtocol(local)
+    protocol = PeerProtocol(local, outbound=True)
     for frame in protocol.start(time.monotonic(), secrets.token_bytes(wire.CHALLENGE_SIZE)):
         await send(frame)
     while True:
@@ -165,6 +171,8 @@ async def handshake(
         if isinstance(event, ProveId):
             await send(event.frame)
         elif isinstance(event, HelloReceived):
+            if event.proof:
+                await send(event.proof)
             return protocol
         elif isinstance(event, Drop):
             raise ConnectionError(f"gossip handshake: {event.reason}")
@@ -174,7 +182,8 @@ async def connect(
     session: aiohttp.ClientSession, api: str, key: Keypair, network_id: int, own_api: str = ""
 ) -> aiohttp.ClientWebSocketResponse:
     """A gossip connection to the node at ``api``, past the handshake, as node ``key``."""
-    ws = await session.ws_connect(api.rstrip("/") + "/gossip", max_msg_size=wire.MAX_FRAME)
+    async with asyncio.timeout(CONNECT_WITHIN):
+        ws = await session.ws_connect(api.rstrip("/") + "/gossip", max_msg_size=wire.MAX_FRAME)
 
     async def receive() -> bytes:
         msg = await ws.receive(timeout=10)

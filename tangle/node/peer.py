@@ -15,11 +15,15 @@ back what the frame means, and sends the frames these objects hand it.
   this node's own HELLO, with a fresh challenge, to be sent first. Only a HELLO is
   acceptable from the peer.
 - ``AWAITING_AUTH``: the peer's HELLO was on this node's network and not from this node
-  itself; the event :class:`ProveId` carries this node's AUTH (the node key's signature
-  of the peer's challenge and both ids) to send. Only the peer's AUTH is acceptable: its
-  signature of this node's challenge by the key that is its node id. Nobody can claim
-  another node's id without its key. (A relay that forwards both sides' frames unchanged
-  is not caught: that needs an encrypted channel bound to the keys.)
+  itself. On the dialling side (``outbound``) the event :class:`ProveId` carries this
+  node's AUTH (the node key's signature of the peer's challenge, both ids and its role)
+  to send at once; the accepting side sends its AUTH only once the dialler's verified
+  (in :class:`HelloReceived`), so it never signs for a stranger and cannot be used as a
+  signing oracle. Only the peer's AUTH is acceptable: its signature of this node's
+  challenge by the key that is its node id. Nobody can claim another node's id without
+  its key. (A node that dials an attacker still signs the attacker's challenge, so an
+  attacker can pass itself off as a node that dialled it while that connection lasts,
+  relaying both ways; closing that needs an encrypted channel bound to the keys.)
 - ``OPEN``: the AUTH verified. TX, REQUEST, INV and PEERS are accepted; a second HELLO
   or AUTH is not.
 - ``CLOSED``: a :class:`Drop` was returned (a malformed frame, a rule broken, no proven
@@ -30,7 +34,7 @@ back what the frame means, and sends the frames these objects hand it.
 is nothing to do), so the hot path allocates no list. What the driver does with each:
 
 - :class:`ProveId` ``(frame)``: send the frame.
-- :class:`HelloReceived` ``(node_id, api)``: register the peer in the
+- :class:`HelloReceived` ``(node_id, api, proof)``: send ``proof`` if any, register the peer in the
   :class:`~tangle.node.slots.PeerSet` (whose refusal is a reason to drop it, and which
   may name a peer to evict), then send :meth:`~PeerProtocol.inv` of its tips (the sync on
   connect) and :meth:`~PeerProtocol.peers` of the URLs it knows.
@@ -85,6 +89,8 @@ ID_RATE = 200.0
 """INV and REQUEST frames per second a peer may send (each names up to 256 ids, so it
 costs the node 256 times a TX frame's lookups); beyond that they are dropped."""
 ID_BURST = 400.0
+PEERS_EVERY = 10.0
+"""Seconds between two PEERS frames a peer may send (parsing one costs ~1 ms)."""
 MAX_REQUESTED = 65_536
 """Request bookkeeping entries kept at most (about 10 MB): past it the oldest go."""
 FORGET_AFTER = 60.0
@@ -113,10 +119,12 @@ class ProveId:
 
 @dataclass(frozen=True, slots=True)
 class HelloReceived:
-    """The peer's HELLO, its node id proven by its AUTH: the connection is open."""
+    """The peer's HELLO, its node id proven by its AUTH: the connection is open. On the
+    accepting side, ``proof`` is this node's AUTH, to be sent first."""
 
     node_id: bytes
     api: str
+    proof: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +186,9 @@ class PeerProtocol:
         "id_tokens",
         "local",
         "node_id",
+        "outbound",
+        "peer_challenge",
+        "peers_at",
         "rate",
         "refilled",
         "started",
@@ -186,8 +197,20 @@ class PeerProtocol:
         "tokens",
     )
 
-    def __init__(self, local: LocalInfo, *, rate: float = RATE, burst: float = BURST) -> None:
+    def __init__(
+        self,
+        local: LocalInfo,
+        *,
+        outbound: bool = False,
+        rate: float = RATE,
+        burst: float = BURST,
+    ) -> None:
         self.local = local
+        self.outbound = outbound
+        """This node dialled: it proves its id first; the accepting side proves its own
+        only once the dialler's proof verified, so it signs nothing for a stranger."""
+        self.peer_challenge = b""
+        self.peers_at = -PEERS_EVERY
         self.state = State.AWAITING_HELLO
         self.node_id = b""
         """The peer's node id, once its HELLO was accepted (proven once OPEN)."""
@@ -256,12 +279,16 @@ class PeerProtocol:
                 ids = wire.read_ids(payload)
                 return InventoryReceived(ids) if kind is Kind.INV else RequestReceived(ids)
             if kind is Kind.PEERS:
+                if now - self.peers_at < PEERS_EVERY:
+                    self.throttled += 1  # one a PEERS_EVERY: not even parsed
+                    return None
+                self.peers_at = now
                 return PeersReceived(wire.read_peers(payload))
             raise ProtocolError(f"expected one {kind.name}, got a second {kind.name}")
         except ProtocolError as exc:
             return self.close(str(exc))
 
-    def _handshake(self, kind: Kind, payload: bytes) -> Event:
+    def _handshake(self, kind: Kind, payload: bytes) -> Event | None:
         if self.state is State.AWAITING_HELLO:
             if kind is not Kind.HELLO:
                 raise ProtocolError(f"expected HELLO first, got {kind.name}")
@@ -269,7 +296,9 @@ class PeerProtocol:
         if kind is not Kind.AUTH:
             raise ProtocolError(f"expected AUTH after HELLO, got {kind.name}")
         local = self.local
-        message = wire.auth_message(local.network_id, self.challenge, self.node_id, local.node_id)
+        message = wire.auth_message(
+            local.network_id, self.challenge, self.node_id, local.node_id, not self.outbound
+        )
         try:
             verify_signature(self.node_id, message, payload)
         except InvalidSignature:
@@ -278,9 +307,18 @@ class PeerProtocol:
                 f"{self.node_id.hex()[:16]}, got one that does not verify"
             ) from None
         self.state = State.OPEN
-        return HelloReceived(self.node_id, self.api)
+        if self.outbound:
+            return HelloReceived(self.node_id, self.api)
+        return HelloReceived(self.node_id, self.api, self._proof())
 
-    def _hello(self, hello: wire.Hello) -> ProveId:
+    def _proof(self) -> bytes:
+        local = self.local
+        message = wire.auth_message(
+            local.network_id, self.peer_challenge, local.node_id, self.node_id, self.outbound
+        )
+        return wire.encode(Kind.AUTH, local.sign(message))
+
+    def _hello(self, hello: wire.Hello) -> ProveId | None:
         local = self.local
         if hello.network_id != local.network_id:
             raise ProtocolError(
@@ -292,10 +330,8 @@ class PeerProtocol:
                 "node id: expected another node's, got this node's own (connected to itself)"
             )
         self.state = State.AWAITING_AUTH
-        proof = local.sign(
-            wire.auth_message(local.network_id, hello.challenge, local.node_id, hello.node_id)
-        )
-        return ProveId(wire.encode(Kind.AUTH, proof))
+        self.peer_challenge = hello.challenge
+        return ProveId(self._proof()) if self.outbound else None
 
     def close(self, reason: str) -> Drop:
         """Give up on the peer (the driver's reasons: a refusal by the PeerSet, a frame
@@ -379,9 +415,11 @@ class RequestTracker:
         not have, asked for fewer than ``max_attempts`` times. Records the attempt."""
         requested = self._requested
         fresh = []
+        seen: set[TxId] = set()
         for tx_id in ids:
-            if known(tx_id):
-                continue
+            if tx_id in seen or known(tx_id):
+                continue  # an id named twice in one frame is one attempt
+            seen.add(tx_id)
             entry = requested.get(tx_id)
             attempts = 0 if entry is None else entry[0]
             if attempts < self.max_attempts:

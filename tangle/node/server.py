@@ -61,7 +61,10 @@ async def serve(config: NodeConfig, *, ready: asyncio.Event | None = None) -> No
         return web.json_response(gossip.status())
 
     app.router.add_get("/api/v1/peers", peers)
-    runner = web.AppRunner(app, handle_signals=False)
+    # keepalive_timeout: an idle HTTP connection (or one that never finishes its request
+    # line) is closed after 5 s, not aiohttp's hour; shutdown_timeout: SIGTERM waits at
+    # most 2 s for handlers still running.
+    runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=5, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.api_port)
     try:

@@ -142,8 +142,12 @@ class PeerSet(Generic[P]):
         if not candidates:
             return None
         sizes = Counter(s.group for s in candidates.values())
-        largest = max(sizes.values())
-        group = next(g for g in sizes if sizes[g] == largest)
+        youngest: dict[str, float] = {}
+        for s in candidates.values():
+            youngest[s.group] = max(youngest.get(s.group, s.since), s.since)
+        # The largest group; of equal ones, the one with the youngest member (so, when
+        # every peer has an address of its own, the youngest peer's group).
+        group = max(sizes, key=lambda g: (sizes[g], youngest[g]))
         in_group = [(k, s) for k, s in candidates.items() if s.group == group]
         # Never relayed anything new first, then the youngest.
         return max(in_group, key=lambda ks: (ks[1].relayed == 0, ks[1].since))[0]

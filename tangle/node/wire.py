@@ -5,7 +5,9 @@ A frame is ``version (u8) || kind (u8) || payload``:
 - ``HELLO``: network id (u64), node id (32 bytes: the node's Ed25519 public key), a fresh
   challenge (32 random bytes), API URL (printable ASCII, up to 256 bytes, may be empty);
 - ``AUTH``: the 64-byte signature, by the node key, of :func:`auth_message` over the
-  challenge the peer sent in its HELLO: it proves the node id;
+  challenge the peer sent in its HELLO: it proves the node id. The dialler sends its
+  AUTH on the peer's HELLO; the accepting side sends its own only once the dialler's
+  verified, so it signs nothing for a stranger;
 - ``TX``: one transaction's canonical bytes (PROTOCOL §4.2);
 - ``REQUEST``: up to 256 transaction ids (32 bytes each) the sender wants;
 - ``INV``: up to 256 ids the sender has (its tips), so the receiver can ask;
@@ -38,8 +40,13 @@ SIGNATURE_SIZE = 64
 _HELLO_FIXED = 8 + HASH_SIZE + CHALLENGE_SIZE
 MAX_FRAME = 2 + max(MAX_TRANSACTION_SIZE, MAX_IDS * HASH_SIZE, MAX_PEERS_BYTES)
 AUTH_DOMAIN = b"tangle/gossip-auth/v1"
-_URL = re.compile(rb"https?://[!-~]+")
-"""http(s), then printable ASCII without spaces: safe in a log line and a header."""
+_URL = re.compile(
+    rb"https?://(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    rb"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    rb"(?::(?P<port>[0-9]{1,5}))?"
+)
+"""``scheme://host[:port]`` only: a node's API is its root, so no path, query or user
+(a peer cannot make nodes fetch arbitrary paths); plain ASCII, safe in a log line."""
 
 
 class Kind(IntEnum):
@@ -60,12 +67,17 @@ class Hello:
 
 
 def valid_url(url: str | bytes) -> bool:
-    """An http(s) URL of printable ASCII without spaces, at most ``MAX_URL`` bytes."""
+    """``http(s)://host[:port]`` (a DNS name, an IPv4 address or a bracketed IPv6 one;
+    a port 1..65535), at most ``MAX_URL`` bytes."""
     if isinstance(url, str):
         if not url.isascii():
             return False
         url = url.encode()
-    return len(url) <= MAX_URL and _URL.fullmatch(url) is not None
+    match = _URL.fullmatch(url) if len(url) <= MAX_URL else None
+    if match is None:
+        return False
+    port = match.group("port")
+    return port is None or 0 < int(port) < 65536
 
 
 def encode(kind: Kind, payload: bytes) -> bytes:
@@ -78,9 +90,13 @@ def hello(network_id: int, node_id: bytes, challenge: bytes, api: str) -> bytes:
     return encode(Kind.HELLO, struct.pack(">Q", network_id) + node_id + challenge + url)
 
 
-def auth_message(network_id: int, challenge: bytes, signer: bytes, verifier: bytes) -> bytes:
-    """What a node signs to prove its id to a peer: the peer's challenge, both ids."""
-    return AUTH_DOMAIN + struct.pack(">Q", network_id) + challenge + signer + verifier
+def auth_message(
+    network_id: int, challenge: bytes, signer: bytes, verifier: bytes, dialler: bool
+) -> bytes:
+    """What a node signs to prove its id to a peer: the peer's challenge, both ids, and
+    whether the signer dialled (so a proof made for one direction fails in the other)."""
+    role = b"D" if dialler else b"A"
+    return AUTH_DOMAIN + role + struct.pack(">Q", network_id) + challenge + signer + verifier
 
 
 def ids(kind: Kind, tx_ids: list[TxId]) -> list[bytes]:
@@ -98,7 +114,7 @@ def peers(urls: Iterable[str]) -> bytes:
         raw = url.encode()
         cost = len(raw) + (1 if packed else 0)
         if size + cost > MAX_PEERS_BYTES:
-            break
+            continue  # a shorter one may still fit
         packed.append(raw)
         size += cost
     return encode(Kind.PEERS, b"\n".join(packed))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,10 +34,40 @@ PAYMENTS = 15
 RATE = 5.0
 
 
-def pair(spawn: Callable[..., NodeProcess]) -> tuple[NodeProcess, NodeProcess]:
+class Held:
+    """Connections to a node held open on a loop of their own, beyond any test round:
+    ``count`` proven peers (fresh keys) that relay nothing."""
+
+    def __init__(self, api: str, count: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.stop = asyncio.Event()
+        self.stats: Counter[str] = Counter()
+        attack = hostile.eclipse(DEV_NETWORK_ID, count)
+        self.task = asyncio.run_coroutine_threadsafe(self._run(attack, api), self.loop)
+        wait_until(lambda: self.stats["joined"] >= count, 20, "the held connections")
+
+    async def _run(self, attack: hostile.Attacker, api: str) -> None:
+        self.stop = asyncio.Event()
+        await attack(api, self.stop, self.stats)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        with contextlib.suppress(Exception):
+            self.task.result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def pair(
+    spawn: Callable[..., NodeProcess], before_b: Callable[[NodeProcess], object] | None = None
+) -> tuple[NodeProcess, NodeProcess]:
     a = spawn("a")
+    if before_b is not None:
+        before_b(a)
     b = spawn("b", "--peer", a.api, "--faucet-index", "1")
-    wait_until(lambda: len(a.get("/api/v1/peers").json["peers"]) == 1, 20, "b to connect")
+    wait_until(lambda: b.api in [p["api"] for p in a.get("/api/v1/peers").json["peers"]], 20, "b")
     return a, b
 
 
@@ -64,8 +95,9 @@ def run_attack(
     attacker: Callable[[NodeProcess], hostile.Attacker],
     memory_bound_mb: float,
     check: Callable[[NodeProcess, NodeProcess], None] | None = None,
+    before_b: Callable[[NodeProcess], object] | None = None,
 ) -> tuple[NodeProcess, Counter[str], dict[str, object]]:
-    a, b = pair(spawn)
+    a, b = pair(spawn, before_b)
     baseline, _ = asyncio.run(honest_under(a, b, None))
     assert baseline.confirmed == baseline.sent, baseline.summary()
     before = rss_mb(a.process.pid)
@@ -96,16 +128,26 @@ def test_a_connection_flood_that_never_says_hello(spawn: Callable[..., NodeProce
 
 def test_an_eclipse_by_made_up_node_ids(spawn: Callable[..., NodeProcess]) -> None:
     """Finding 2: 40 peers with fresh keys that relay nothing fill A's inbound slots and
-    evict one another; B (which relays payments) keeps its slot."""
+    evict one another; B keeps its slot because it relays payments (4 idle peers held
+    from before B connected take the protection of the longest connected)."""
+    held: list[Held] = []
 
     def b_kept_its_slot(a: NodeProcess, b: NodeProcess) -> None:
         peers = a.get("/api/v1/peers").json
         assert b.api in [p["api"] for p in peers["peers"]], peers
         assert peers["evicted"] > 0, peers
 
-    _, stats, _ = run_attack(
-        spawn, lambda a: hostile.eclipse(DEV_NETWORK_ID, 40), 40, check=b_kept_its_slot
-    )
+    try:
+        _, stats, _ = run_attack(
+            spawn,
+            lambda a: hostile.eclipse(DEV_NETWORK_ID, 40),
+            40,
+            check=b_kept_its_slot,
+            before_b=lambda a: held.append(Held(a.api, 4)),
+        )
+    finally:
+        for h in held:
+            h.close()
     assert stats["joined"] > 24, stats
     assert stats["dropped_by_node"] > 0, stats
 

@@ -76,3 +76,29 @@ async def test_a_slow_reader_dropped_for_a_bad_transaction_does_not_stop_ingest(
     wait_until(lambda: all(node.status(t.id) for t in honest), 5, "honest transactions")
     stops_promptly(node)
     attacker.abort()
+
+
+async def test_sigterm_with_connections_that_never_say_hello(spawn) -> None:  # type: ignore[no-untyped-def]
+    """Review of issue 12: 3 websockets that never sent HELLO held SIGTERM for 24 s, and
+    idle TCP connections were kept for aiohttp's hour."""
+    node = spawn()
+    silent = [await RawWebSocket.connect(node.url("/gossip")) for _ in range(3)]
+    port = int(node.api.rsplit(":", 1)[1])
+    idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+    idle[0][1].write(b"GET /api/v1/info HTTP/1.1\r\nHost: x\r\n")  # half a request
+    await asyncio.sleep(0.5)
+    began = time.monotonic()
+    stops_promptly(node)
+    assert time.monotonic() - began < STOP_WITHIN
+    for ws in silent:
+        ws.abort()
+    for _, writer in idle:
+        writer.close()
+
+
+async def test_idle_connections_are_closed(spawn) -> None:  # type: ignore[no-untyped-def]
+    node = spawn()
+    port = int(node.api.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(), 15) == b""  # closed by the node
+    writer.close()

@@ -72,19 +72,22 @@ def hello_from(info: LocalInfo, challenge: bytes = b"\xee" * wire.CHALLENGE_SIZE
     return wire.hello(info.network_id, info.node_id, challenge, info.api)
 
 
-def auth_from(info: LocalInfo, challenge: bytes, verifier: bytes) -> bytes:
-    """``info``'s AUTH for a peer ``verifier`` that sent ``challenge``."""
-    message = wire.auth_message(info.network_id, challenge, info.node_id, verifier)
+def auth_from(info: LocalInfo, challenge: bytes, verifier: bytes, *, dialler: bool = True) -> bytes:
+    """``info``'s AUTH for a peer ``verifier`` that sent ``challenge`` (``info`` dialled,
+    unless ``dialler`` is False)."""
+    message = wire.auth_message(info.network_id, challenge, info.node_id, verifier, dialler)
     return wire.encode(Kind.AUTH, info.sign(message))
 
 
 def open_protocol(now: float = 0.0) -> PeerProtocol:
-    """This node's side of a connection past the HELLO exchange with THERE."""
+    """This node's side of a connection THERE dialled, past the HELLO exchange."""
     protocol = PeerProtocol(HERE)
     protocol.start(now, CHALLENGE)
-    assert isinstance(protocol.receive(hello_from(THERE), now), ProveId)
+    assert protocol.receive(hello_from(THERE), now) is None  # the dialler proves first
     proven = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), now)
-    assert proven == HelloReceived(THERE.node_id, THERE.api)
+    assert isinstance(proven, HelloReceived)
+    assert (proven.node_id, proven.api) == (THERE.node_id, THERE.api)
+    assert wire.decode(proven.proof)[0] is Kind.AUTH
     return protocol
 
 
@@ -97,21 +100,23 @@ def payment(genesis: Transaction, alice: Keypair, params: NetworkParams) -> Tran
 
 
 def test_hello_exchange_opens_both_sides() -> None:
-    """HELLO each way, then AUTH each way: each signs the other's challenge."""
-    here, there = PeerProtocol(HERE), PeerProtocol(THERE)
+    """HELLO each way; the dialler (HERE) proves first, the accepting side (THERE) once
+    that verified: each signs the other's challenge."""
+    here, there = PeerProtocol(HERE, outbound=True), PeerProtocol(THERE)
     assert here.state is State.AWAITING_HELLO
     (to_there,) = here.start(0.0, CHALLENGE)
     (to_here,) = there.start(0.0, b"\x07" * wire.CHALLENGE_SIZE)
     assert wire.read_hello(wire.decode(to_there)[1]) == wire.Hello(
         NETWORK_ID, HERE.node_id, CHALLENGE, HERE.api
     )
-    prove_here = there.receive(to_there, 0.0)
-    prove_there = here.receive(to_here, 0.0)
+    assert there.receive(to_there, 0.0) is None  # nothing signed for a stranger
+    prove_here = here.receive(to_here, 0.0)
     assert isinstance(prove_here, ProveId)
-    assert isinstance(prove_there, ProveId)
     assert here.state is there.state is State.AWAITING_AUTH
-    assert there.receive(prove_there.frame, 0.0) == HelloReceived(HERE.node_id, HERE.api)
-    assert here.receive(prove_here.frame, 0.0) == HelloReceived(THERE.node_id, THERE.api)
+    opened = there.receive(prove_here.frame, 0.0)
+    assert isinstance(opened, HelloReceived)
+    assert (opened.node_id, opened.api) == (HERE.node_id, HERE.api)
+    assert here.receive(opened.proof, 0.0) == HelloReceived(THERE.node_id, THERE.api)
     assert here.state is there.state is State.OPEN
     assert (here.node_id, here.api) == (THERE.node_id, THERE.api)
 
@@ -122,7 +127,7 @@ def test_nobody_can_claim_another_nodes_id() -> None:
     posing = dataclasses.replace(mallory, node_id=THERE.node_id)  # THERE's id, its own key
     protocol = PeerProtocol(HERE)
     protocol.start(0.0, CHALLENGE)
-    assert isinstance(protocol.receive(hello_from(posing), 0.0), ProveId)
+    assert protocol.receive(hello_from(posing), 0.0) is None
     event = protocol.receive(auth_from(posing, CHALLENGE, HERE.node_id), 0.0)
     assert isinstance(event, Drop)
     assert event.reason == (
@@ -130,6 +135,25 @@ def test_nobody_can_claim_another_nodes_id() -> None:
         f"{THERE.node_id.hex()[:16]}, got one that does not verify"
     )
     assert protocol.state is State.CLOSED
+
+
+def test_no_node_is_a_signing_oracle() -> None:
+    """Review of issue 12: Mallory took victim N's challenge to X, claiming N's id; X
+    signed it at once, and N accepted that as X's proof. Now the accepting side signs
+    only after the dialler proved its id, and a proof says which side made it."""
+    n, x = local(10, ""), local(11, "")
+    victim = PeerProtocol(n)
+    (hello_n,) = victim.start(0.0, CHALLENGE)
+    c_n = wire.read_hello(wire.decode(hello_n)[1]).challenge
+    oracle = PeerProtocol(x)  # Mallory dials X, claiming to be N, with N's challenge
+    oracle.start(0.0, b"\x05" * 32)
+    assert oracle.receive(hello_from(n, c_n), 0.0) is None  # X signs nothing yet
+    forged = oracle.receive(auth_from(local(66, ""), b"\x05" * 32, x.node_id), 0.0)
+    assert isinstance(forged, Drop)  # and never, as Mallory cannot prove N's id
+    # A proof X made as the accepting side does not pass as a dialler's proof.
+    as_acceptor = auth_from(x, c_n, n.node_id, dialler=False)
+    victim.receive(hello_from(x), 0.0)
+    assert isinstance(victim.receive(as_acceptor, 0.0), Drop)
 
 
 def test_an_auth_from_another_connection_does_not_verify() -> None:
@@ -182,7 +206,8 @@ def test_a_hello_without_an_api_url_is_fine() -> None:
     protocol.start(0.0, CHALLENGE)
     protocol.receive(wire.hello(NETWORK_ID, THERE.node_id, CHALLENGE, ""), 0.0)
     event = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), 0.0)
-    assert event == HelloReceived(THERE.node_id, "")
+    assert isinstance(event, HelloReceived)
+    assert (event.node_id, event.api) == (THERE.node_id, "")
 
 
 @pytest.mark.parametrize(
@@ -277,15 +302,17 @@ def test_urls_that_are_not_valid_are_ignored_not_fatal() -> None:
     )
     protocol = PeerProtocol(HERE)
     protocol.start(0.0, CHALLENGE)
-    assert isinstance(protocol.receive(bad_hello, 0.0), ProveId)
+    assert protocol.receive(bad_hello, 0.0) is None
+    assert protocol.state is State.AWAITING_AUTH
     assert protocol.api == ""
     for api in ("http://a b", "http://evil\x1b[31m", "ftp://x", "http://é.example"):
         assert wire.read_hello(wire.decode(hello_from(local(3, api)))[1]).api == ""
     protocol = open_protocol()
     mixed = wire.encode(
-        Kind.PEERS, b"http://a\n\xff\xfe\nftp://x\nhttp://a b\nhttp://\x1b[2J\n\nhttps://b:1/x"
+        Kind.PEERS,
+        b"http://a\n\xff\xfe\nftp://x\nhttp://a b\nhttp://\x1b[2J\n\nhttps://b:1/x\nhttps://b:1",
     )
-    assert protocol.receive(mixed, 0.0) == PeersReceived(["http://a", "https://b:1/x"])
+    assert protocol.receive(mixed, 0.0) == PeersReceived(["http://a", "https://b:1"])
     assert protocol.state is State.OPEN
 
 
@@ -347,7 +374,8 @@ def test_messages_after_hello(payment: Transaction) -> None:
     (peers,) = PeerProtocol.peers(["http://b", "", "http://a", "http://b"])
     assert protocol.receive(peers, 0.0) == PeersReceived(["http://a", "http://b"])
     (empty,) = PeerProtocol.peers([""])
-    assert protocol.receive(empty, 0.0) == PeersReceived([])
+    assert protocol.receive(empty, 1.0) is None  # one PEERS a PEERS_EVERY: not parsed
+    assert protocol.receive(empty, peer_module.PEERS_EVERY) == PeersReceived([])
     assert protocol.state is State.OPEN
 
 
@@ -380,11 +408,14 @@ def test_request_is_answered_with_tx_frames_for_known_ids_only(
 # -- the rate limit ---------------------------------------------------------------------------
 
 
-def test_the_token_bucket_drops_frames_past_the_burst_and_refills() -> None:
+def test_the_token_bucket_drops_frames_past_the_burst_and_refills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(peer_module, "PEERS_EVERY", 0.0)  # PEERS frames as plain frames
     protocol = PeerProtocol(HERE, rate=10.0, burst=5.0)
     frame = wire.peers([])
     protocol.start(0.0, CHALLENGE)
-    assert isinstance(protocol.receive(hello_from(THERE), 0.0), ProveId)  # token 1
+    assert protocol.receive(hello_from(THERE), 0.0) is None  # token 1
     proven = protocol.receive(auth_from(THERE, CHALLENGE, HERE.node_id), 0.0)  # token 2
     assert isinstance(proven, HelloReceived)
     assert all(protocol.receive(frame, 0.0) == PeersReceived([]) for _ in range(3))
@@ -707,3 +738,38 @@ def test_inv_and_request_frames_have_their_own_rate() -> None:
     later = open_protocol()
     passed = sum(later.receive(inv, n / 1000) is not None for n in range(2000))
     assert 799 <= passed <= 800  # the burst, then ID_RATE a second for 2 s
+
+
+def test_an_id_named_twice_in_one_frame_is_one_attempt() -> None:
+    """Review of issue 12: one INV naming an id five times used all its attempts, so no
+    honest peer was asked and the node gave up on it."""
+    tracker = RequestTracker()
+    assert tracker.ask([tid(1)] * MAX_ATTEMPTS, 0.0, lambda _: False) == [tid(1)]
+    assert tracker.attempts(tid(1)) == 1
+
+
+def test_urls_are_a_host_and_a_port_only() -> None:
+    """Review of issue 12: paths, queries and users made one host many URLs and let
+    peers make nodes fetch arbitrary paths."""
+    good = ["http://127.0.0.1:8080", "https://node.example.org", "http://[::1]:80"]
+    bad = ["http://a/b", "http://u@h", "http://h?x", "http://h:0", "http://h:70000", "http://a..b"]
+    assert [wire.valid_url(u) for u in good] == [True] * 3
+    assert [wire.valid_url(u) for u in bad] == [False] * 6
+
+
+async def test_the_outbox_is_bounded_in_frames_and_bytes() -> None:
+    from tangle.node.link import Outbox
+
+    box = Outbox(max_frames=4, max_bytes=100)
+    assert all(box.put(b"x" * 10) for _ in range(4))
+    assert not box.put(b"x")  # frames full
+    assert box.full()
+    assert box.dropped == 1
+    await box.get()
+    assert box.full()  # one frame out is not room: half of either bound is
+    await box.get()
+    assert not box.full()
+    big = Outbox(max_frames=100, max_bytes=100)
+    assert big.put(b"x" * 60)
+    assert not big.put(b"x" * 60)
+    assert big.bytes == 60

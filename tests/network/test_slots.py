@@ -143,10 +143,15 @@ def test_dialling_backs_off_and_forgets_what_never_worked() -> None:
         book.failed("http://a:1", float(k))
     assert "http://a:1" not in book.learned  # never worked: forgotten
     book.connected("http://b:1")
-    for k in range(20):
+    last = 2 * addrbook.MAX_FAILURES - 1
+    for k in range(last):
         book.failed("http://b:1", float(k))
-    assert "http://b:1" in book.learned  # worked once: kept, backing off
-    assert book.learned["http://b:1"].retry_at == 19.0 + addrbook.MAX_BACKOFF
+    assert "http://b:1" in book.learned  # worked once: kept longer, backing off
+    assert book.learned["http://b:1"].retry_at == last - 1 + min(
+        addrbook.MAX_BACKOFF, addrbook.BACKOFF * 2 ** (last - 1)
+    )
+    book.failed("http://b:1", 99.0)
+    assert "http://b:1" not in book.learned  # twice MAX_FAILURES: gone, its place free
 
 
 def test_peers_share_what_was_checked() -> None:
@@ -154,3 +159,21 @@ def test_peers_share_what_was_checked() -> None:
     book.learn(["http://told:1", "http://worked:1"], b"s", 0.0)
     book.connected("http://worked:1")
     assert book.shareable() == ["http://me:1", "http://c:1", "http://worked:1"]
+
+
+def test_with_an_address_each_the_youngest_idle_peer_goes() -> None:
+    """Review of issue 12: with one peer per group, the first group in dict order (the
+    oldest peer's) lost a peer, so each attacker from a fresh address evicted an honest
+    one."""
+    peers: PeerSet[str] = PeerSet(max_inbound=10)
+    for i in range(9):
+        peers.join(b"h%d" % i, f"honest{i}", float(i), outbound=False, group=f"10.0.0.{i}")
+    evicted = []
+    for j in range(12):
+        _, victim = peers.join(
+            b"a%d" % j, f"attacker{j}", 100.0 + j, outbound=False, group=f"10.9.{j}.1"
+        )
+        evicted.append(victim)
+    assert evicted[0] is None  # a free slot
+    assert evicted[1:] == [f"attacker{j}" for j in range(11)]  # the flood evicts itself
+    assert {f"honest{i}" for i in range(9)} <= set(peers)

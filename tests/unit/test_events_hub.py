@@ -7,7 +7,10 @@ boot (its epoch) so that a resume across a restart is told so."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import gc
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tangle import encode_address
 from tangle.node import events as events_module
+from tangle.node import events_ws as events_module_ws
 from tangle.node.api import make_app
 from tangle.node.config import NodeConfig
 from tangle.node.events import EventLog
@@ -205,8 +209,8 @@ async def test_a_refused_stream_says_why(served: tuple[Node, TestClient[Any, Any
 async def test_a_slow_consumer_is_dropped_with_a_gap_notice(
     served: tuple[Node, TestClient[Any, Any]],
 ) -> None:
-    """A client 10,000 events behind gets what was queued, a gap notice saying where to
-    resume from, then a close (1013: try again later)."""
+    """A client 10,000 events behind gets a gap notice at once, saying where to resume
+    from (what was queued is dropped, not sent first), then a close (1013)."""
     node, client = served
     async with client.ws_connect("/api/v1/events?topics=confirmations") as ws:
         await asyncio.sleep(0.1)  # the handler is subscribed
@@ -220,10 +224,11 @@ async def test_a_slow_consumer_is_dropped_with_a_gap_notice(
                 received.append(orjson.loads(msg.data))
         notice = received[-1]
         assert notice.get("type") == "gap", f"no gap notice: the last message was {notice}"
-        last = received[-2]
+        assert len(received) <= 1 + events_module_ws.BATCH, f"{len(received) - 1} sent first"
+        last = received[-2]["seq"] if len(received) > 1 else 0
         assert notice["reason"] == "too_slow"
-        assert notice["missed_from"] == last["seq"] + 1
-        assert notice["resume"] == f"{last['epoch']}:{last['seq']}"
+        assert notice["missed_from"] == last + 1
+        assert notice["resume"] == f"{node.events.epoch}:{last}"
         assert ws.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
 
 
@@ -317,19 +322,25 @@ async def test_a_bad_since_is_refused_precisely(
         ("1" + "0" * 18 + "1", "expected at most 19 digits, got 20"),
         ("9" * 19, "expected at most 1000000000000000000 (the supply), got 9999999999999999999"),
         (-3, "expected a decimal string of ASCII digits, got -3"),
-        (None, "expected a decimal string of ASCII digits, got None"),
+        (None, "missing; expected a decimal string of ASCII digits"),
+        (..., "missing; expected a decimal string of ASCII digits"),  # no amount at all
+        ([7] * 10_000, "expected a decimal string of ASCII digits, got [" + "7, " * 13 + "..."),
+        ({"a": "x" * 9000}, "expected a decimal string of ASCII digits, got {'a': 'x"),
     ],
 )
 async def test_the_faucet_refuses_a_bad_amount_with_400(
     served: tuple[Node, TestClient[Any, Any]], amount: object, message: str
 ) -> None:
     _, client = served
-    body = {"address": encode_address(os.urandom(32)), "amount": amount}
+    body: dict[str, object] = {"address": encode_address(os.urandom(32))}
+    if amount is not ...:
+        body["amount"] = amount
     answer = await client.post("/api/v1/faucet", data=orjson.dumps(body))
     assert answer.status == 400, await answer.text()
     error = (await answer.json())["error"]
     assert error["code"] == "invalid_field"
-    assert error["message"] == f"amount: {message}"
+    assert error["message"].startswith(f"amount: {message}")
+    assert len(error["message"]) <= 120, "the refusal echoes the whole input"
 
 
 # -- the pieces -------------------------------------------------------------------------
@@ -377,3 +388,112 @@ async def test_the_check_budget_spreads_checks_at_its_rate() -> None:
         patch.setattr(asyncio, "sleep", sleep)
         await budget.take(50)
     assert slept == [pytest.approx(0.5)]
+
+
+# -- review: stalled readers, replay cost, leaked tasks, address case -----------------------
+
+
+@pytest.mark.parametrize(
+    ("deadline", "buffer", "live"),
+    [(0.5, 1 << 20, True), (0.5, 1 << 20, False), (60.0, 8192, False)],
+)
+async def test_a_client_that_stops_reading_is_dropped(
+    served: tuple[Node, TestClient[Any, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    deadline: float,
+    buffer: int,
+    live: bool,
+) -> None:
+    """A client that never reads a 100,000-event replay was held forever (a send waited on
+    the full socket): a frame not gone within the deadline, or a write buffer past its
+    cap, aborts it (and its too_slow close, live events piling up meanwhile)."""
+    node, client = served
+    monkeypatch.setattr(events_module_ws, "SEND_DEADLINE", deadline)
+    monkeypatch.setattr(events_module_ws, "MAX_WRITE_BUFFER", buffer)
+    for n in range(100_000):
+        node.events.publish("confirmations", {"id": f"{n:064x}"})
+    raw = socket.socket()  # upgrades, then never reads (a small receive buffer fills fast)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(raw, ("127.0.0.1", client.port or 0))
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.send(
+            b"GET /api/v1/events?topics=confirmations&since=0 HTTP/1.1\r\nHost: x\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            + f"Sec-WebSocket-Key: {key}\r\n\r\n".encode()
+        )
+        await asyncio.sleep(0.1)
+        assert node.events._subscribers, "the stream never started"
+        for n in range(events_module.SUBSCRIBER_QUEUE + 10 if live else 0):  # pile up
+            node.events.publish("confirmations", {"id": f"{n:064x}"})
+        for _ in range(int((deadline + 3) / 0.05)):
+            if not node.events._subscribers:
+                break
+            await asyncio.sleep(0.05)
+        assert not node.events._subscribers, f"still held {deadline + 3} s on"
+        assert node.events._clients == {}, "the client's slot is still held"
+    finally:
+        raw.close()
+
+
+def test_a_resume_costs_what_it_replays_not_the_whole_log() -> None:
+    """since=last-10 on a full log of 100,000 scanned them all (7-31 ms a connection)."""
+    log = EventLog(capacity=100_000)
+    for n in range(150_000):
+        log.publish("transactions" if n % 2 else "confirmations", {"n": n})
+    took = []
+    for _ in range(5):
+        started = time.perf_counter()
+        backlog, _ = log.replay(log.last_seq - 10, ["confirmations"])
+        took.append(time.perf_counter() - started)
+    assert [e.seq for e in backlog] == list(range(log.last_seq - 9, log.last_seq + 1, 2))
+    assert min(took) < 0.001, f"a 10-event replay took {min(took) * 1000:.1f} ms"
+    # and the edges: from before the log (a gap), from its first, nothing after the last
+    assert log.replay(0, ["confirmations"])[1] == log.oldest_seq
+    first, _ = log.replay(log.oldest_seq - 1, ["confirmations", "transactions"])
+    assert [e.seq for e in first] == list(range(log.oldest_seq, log.last_seq + 1))
+    assert log.replay(log.last_seq, ["confirmations"]) == ([], None)
+    started = time.perf_counter()  # a topic with no events in the log costs no walk
+    assert log.replay(log.oldest_seq - 1, ["conflicts"]) == ([], None)
+    assert time.perf_counter() - started < 0.001
+    assert sum(log._kept.values()) == 100_000
+
+
+async def test_a_stream_leaves_no_task_behind(served: tuple[Node, TestClient[Any, Any]]) -> None:
+    """Each stream's end left its queue getter pending ("Task was destroyed...")."""
+    _, client = served
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        for _ in range(20):
+            async with client.ws_connect("/api/v1/events?topics=confirmations"):
+                pass
+        await asyncio.sleep(0.3)
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    leaked = [c["message"] for c in reported if "destroyed" in c["message"]]
+    assert not leaked, f"{len(leaked)} tasks leaked: {leaked[0]}"
+
+
+async def test_an_uppercase_address_topic_matches(
+    served: tuple[Node, TestClient[Any, Any]],
+) -> None:
+    """An all-uppercase address (valid bech32m) never matched: events name it lowercase."""
+    node, client = served
+    mine, other = _topic(), _topic()
+    upper = "address:" + mine.removeprefix("address:").upper()
+    frame = {"subscribe": ["address:" + other.removeprefix("address:").upper()]}
+    async with client.ws_connect(f"/api/v1/events?topics={upper}") as ws:
+        await ws.send_str(orjson.dumps(frame).decode())
+        await asyncio.sleep(0.1)
+        node.events.publish(mine, {"event": "received"})
+        node.events.publish(other, {"event": "received"})
+        assert (await _next_json(ws))["topic"] == mine
+        assert (await _next_json(ws))["topic"] == other
+    mixed = "address:" + mine.removeprefix("address:")[:6].upper() + mine[14:]
+    answer = await client.get("/api/v1/events", params={"topics": mixed})
+    assert answer.status == 400
+    assert (await answer.json())["error"]["code"] == "invalid_address"

@@ -29,34 +29,46 @@ SNAPSHOT_TIMEOUT = 60.0
 def claim_data_dir(store: SqliteStore, params: NetworkParams, genesis: Transaction) -> None:
     """Write this network's id and genesis id into a new data dir; refuse another's.
 
+    Everything is checked before anything is written: the stored snapshot descends from
+    ``genesis`` (see :func:`stored_snapshot`), and neither id is another network's.
+
     Raises:
-        StorageError: the data dir holds another network (expected against actual).
+        StorageError: the data dir holds another network (expected against actual), or a
+            snapshot of another genesis.
     """
+    stored_snapshot(store, genesis)
+    missing = []
     for key, mine in (
         ("network_id", params.network_id.to_bytes(8, "big")),
         ("genesis_id", bytes(genesis.id)),
     ):
         stored = store.get_meta(key)
         if stored is None:
-            store.set_meta(key, mine)
+            missing.append((key, mine))
         elif stored != mine:
             raise StorageError(
                 f"{store.path} holds {key.replace('_', ' ')} {stored.hex()}, "
                 f"expected {mine.hex()}: use another --data-dir"
             )
+    for key, mine in missing:
+        store.set_meta(key, mine)
 
 
 def stored_snapshot(store: SqliteStore, genesis: Transaction) -> Snapshot:
     """The snapshot the stored history starts from (the genesis's if none was kept).
 
     Raises:
-        TangleError: the stored snapshot does not decode or is of another genesis.
+        StorageError: the stored snapshot does not decode or is of another genesis (the
+            one line of a damaged data dir: "table meta, key 'snapshot': ...").
     """
     stored = store.snapshot()
     if stored is None:
         return Snapshot.of_genesis(genesis)
-    snapshot = decode_snapshot(stored)
-    check_descends(snapshot, genesis)
+    snapshot = decode_snapshot(stored)  # store.snapshot() checked that it decodes
+    try:
+        check_descends(snapshot, genesis)
+    except TangleError as exc:
+        raise store.damaged("table meta, key 'snapshot'", str(exc)) from None
     return snapshot
 
 

@@ -12,10 +12,12 @@ too (a restart must not forget them), and so is the snapshot the tangle starts f
 pruning writes the new snapshot and deletes the rows it replaces in one transaction,
 so a crash leaves either the old state or the new one, never a mix (PROTOCOL §8.5).
 
-What the database holds is checked before the node trusts it: ``PRAGMA quick_check`` at
-open, then every row as it is read (its bytes decode, its id is their hash, its times are
-numbers). A damaged data dir is a :class:`StorageError` naming the database, the table,
-the row and what was wrong (expected against actual), and nothing is written or repaired.
+What the database holds is checked before the node trusts it, all of it at open through a
+connection that writes nothing (:func:`read_only`): ``PRAGMA quick_check``, the meta, the
+snapshot, the confirmations, every row (its bytes decode, its id is their hash, its times
+are numbers). It is opened to write only at the first write or :meth:`SqliteStore.start`.
+A damaged data dir is a :class:`StorageError` naming the database, the table, the row and
+what was wrong (expected against actual), and not a byte of it is written or merged.
 
 A commit that fails for any reason (SQLite's, an ``OSError``, a bug) fails the futures of
 its group, is logged once with its traceback, and the writer goes on with the next group.
@@ -34,6 +36,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tangle.constants import HASH_SIZE
 from tangle.errors import TangleError
@@ -56,6 +59,7 @@ CREATE TABLE IF NOT EXISTS transactions (
 );
 CREATE TABLE IF NOT EXISTS confirmed (id BLOB PRIMARY KEY, at REAL NOT NULL);
 """
+_SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 """SQLite's names for a damaged file (a truncated copy, a bad sector, not a database)."""
 _LEFT_AS_IT_IS = (
@@ -83,36 +87,26 @@ class SqliteStore:
     """Attached transactions on disk, appended by one writer thread in group commits."""
 
     def __init__(self, path: Path) -> None:
-        """Open (or create) the database and check it, writing nothing into a damaged one.
+        """Check the database through a read-only connection (:meth:`_check`). It is opened
+        to write (WAL, the schema) only at the first write or :meth:`start`: until then the
+        reads are of what the check read, so a start the node refuses writes nothing.
 
         Raises:
             StorageError: it cannot be opened, is damaged, or is of another schema.
         """
         self.path = path
-        where = "opening it"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            where = "integrity check"  # before the pragmas and the schema: nothing written
-            found = [" ".join(str(r[0]).split()) for r in self._db.execute("PRAGMA quick_check(5)")]
-            if found != ["ok"]:
-                raise self._damaged(where, f"expected ok, got {'; '.join(found)}")
-            where = "opening it"
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise self._unusable(where, exc) from exc
-        version = self.get_meta("schema")
-        if version is None or version == b"1":  # version 1 lacked only the confirmed table
-            self.set_meta("schema", str(SCHEMA_VERSION).encode())
-        elif version != str(SCHEMA_VERSION).encode():
-            raise StorageError(
-                f"database {path}: expected schema {SCHEMA_VERSION}, "
-                f"got {version.decode(errors='replace')}"
-            )
+        self._conn: sqlite3.Connection | None = None
+        self._meta: dict[str, bytes] = {}
+        self._confirmed: dict[bytes, float] | None = None
+        self._preloaded: list[StoredTransaction] | None = None
+        """What the check read, handed out until the database is opened to write."""
+        self._check()
         self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        """Set (under ``_lock``) before close() queues the writer's stop marker: a later
+        change fails at once instead of waiting behind the marker for ever."""
         self.commits = 0
         self.rows = 0
         self._last_failure: str | None = None
@@ -121,66 +115,144 @@ class SqliteStore:
         """Called from the writer thread once per group with the ids of the rows it held
         (and the error when the commit failed): one wake-up per group, not per row."""
 
-    # -- before the writer starts ------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._open() if self._conn is None else self._conn
 
-    # Every read below raises StorageError on a damaged database: which table, which row,
-    # what was wrong (expected against actual).
+    def _open(self) -> sqlite3.Connection:
+        """The connection that writes, opened on first use: WAL, the schema, its version."""
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+                if self._meta.get("schema") in (None, b"1"):  # 1 lacked the confirmed table
+                    db.execute(_SET_META, ("schema", str(SCHEMA_VERSION).encode()))
+            except (sqlite3.Error, OSError) as exc:
+                raise self._unusable("opening it", exc) from exc
+            self._conn = db
+        return self._conn
+
+    def _check(self) -> None:
+        """Read all of an existing database through :func:`read_only` (integrity, meta,
+        snapshot, confirmations, rows); a StorageError as the reads below say."""
+        if not self.path.exists():
+            return  # a new data dir: nothing to check
+        where = "opening it"
+        try:
+            with read_only(self.path) as db:
+                where = "integrity check"
+                found = [
+                    " ".join(r[0].decode(errors="replace").split())
+                    for r in db.execute("PRAGMA quick_check(5)")
+                ]
+                if found != ["ok"]:
+                    raise self.damaged(where, f"expected ok, got {'; '.join(found)}")
+                where = "the schema"
+                tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
+                self._meta = meta = self._read_meta(db) if b"meta" in tables else {}
+                version = meta.get("schema")
+                if version not in (None, b"1", str(SCHEMA_VERSION).encode()):
+                    raise StorageError(
+                        f"database {self.path}: expected schema {SCHEMA_VERSION}, "
+                        f"got {version.decode(errors='replace')}; {_LEFT_AS_IT_IS}"
+                    )
+                self._checked_snapshot(meta.get("snapshot"))
+                confirmed = b"confirmed" in tables
+                self._confirmed = self._read_confirmations(db) if confirmed else {}
+                rows = b"transactions" in tables
+                self._preloaded = list(self._read_rows(db)) if rows else []
+        except (sqlite3.Error, OSError) as exc:
+            raise self._unusable(where, exc) from exc
+
+    # -- before the writer starts: every read raises StorageError on a damaged database --
 
     def get_meta(self, key: str) -> bytes | None:
+        if self._conn is None and self._confirmed is not None:
+            return self._meta.get(key)  # checked
+        return self._read_meta(self._db).get(key)
+
+    def _read_meta(self, db: sqlite3.Connection) -> dict[str, bytes]:
+        meta: dict[str, bytes] = {}
         try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            for key, kind, value in db.execute(
+                "SELECT CAST(key AS BLOB), typeof(value), value FROM meta"
+            ):
+                name = key.decode(errors="replace")
+                if _kind(kind) != "blob" or not isinstance(value, bytes):
+                    got = _shown(value, _kind(kind))
+                    raise self.damaged(f"table meta, key {name!r}", f"expected bytes, got {got}")
+                meta[name] = value
         except sqlite3.Error as exc:
             raise self._unusable("table meta", exc) from exc
-        if row is None:
-            return None
-        if not isinstance(row[0], bytes):
-            raise self._damaged(f"table meta, key {key!r}", f"expected bytes, got {_shown(row[0])}")
-        return row[0]
+        return meta
 
     def set_meta(self, key: str, value: bytes) -> None:
         try:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            self._db.execute(_SET_META, (key, value))
         except sqlite3.Error as exc:
             raise self._unusable("writing table meta", exc) from exc
 
     def load(self) -> Iterator[StoredTransaction]:
-        """Every stored transaction, in attach order, each checked (see :meth:`_checked`)."""
+        """Every stored transaction, in attach order, each checked (see :meth:`_checked`);
+        before the database is opened to write, the rows the check read."""
+        if self._preloaded is not None:
+            yield from self._preloaded
+        else:
+            yield from self._read_rows(self._db)
+
+    def _read_rows(self, db: sqlite3.Connection) -> Iterator[StoredTransaction]:
         seq = None
         try:
-            cursor = self._db.execute("SELECT seq, id, raw, arrived FROM transactions ORDER BY seq")
-            for seq, tx_id, raw, arrived in cursor:
-                yield self._checked(seq, tx_id, raw, arrived)
+            cursor = db.execute(
+                "SELECT seq, typeof(id), id, typeof(raw), raw, typeof(arrived), arrived"
+                " FROM transactions ORDER BY seq"
+            )
+            for row in cursor:
+                seq = row[0]
+                yield self._checked(row)
         except sqlite3.Error as exc:
             after = "" if seq is None else f" after row seq {seq}"
             raise self._unusable(f"table transactions{after}", exc) from exc
 
-    def _checked(self, seq: int, tx_id: object, raw: object, arrived: object) -> StoredTransaction:
+    def _checked(self, row: tuple[Any, ...]) -> StoredTransaction:
+        """A row: seq, then id, raw and arrived each after its SQLite type (``typeof``: a
+        text value may be read as bytes)."""
+        seq, id_kind, tx_id, raw_kind, raw, arrived_kind, arrived = row
         where = f"table transactions, row seq {seq}"
-        if not isinstance(raw, bytes):
-            raise self._damaged(where, f"raw: expected bytes, got {_shown(raw)}")
+        if _kind(raw_kind) != "blob" or not isinstance(raw, bytes):
+            raise self.damaged(where, f"raw: expected bytes, got {_shown(raw, _kind(raw_kind))}")
         try:
             tx = decode(raw)
         except (TangleError, ValueError) as exc:
-            raise self._damaged(where, f"raw does not decode: {exc}") from None
-        if tx_id != tx.id:
-            raise self._damaged(
-                where,
-                f"id: expected {tx.id.hex()} (the hash of its raw bytes), got {_shown(tx_id)}",
+            raise self.damaged(where, f"raw does not decode: {exc}") from None
+        if _kind(id_kind) != "blob" or tx_id != tx.id:
+            got = _shown(tx_id, _kind(id_kind))
+            raise self.damaged(
+                where, f"id: expected {tx.id.hex()} (the hash of its raw bytes), got {got}"
             )
-        return StoredTransaction(raw, self._seconds(where, "arrived", arrived), tx)
+        return StoredTransaction(raw, self._seconds(where, "arrived", arrived_kind, arrived), tx)
 
     def confirmations(self) -> dict[bytes, float]:
         """Every stored confirmation: transaction id -> when."""
+        if self._confirmed is not None:
+            return dict(self._confirmed)
+        return self._read_confirmations(self._db)
+
+    def _read_confirmations(self, db: sqlite3.Connection) -> dict[bytes, float]:
         confirmed: dict[bytes, float] = {}
         try:
-            for rowid, tx_id, at in self._db.execute("SELECT rowid, id, at FROM confirmed"):
+            for rowid, kind, tx_id, at_kind, at in db.execute(
+                "SELECT rowid, typeof(id), id, typeof(at), at FROM confirmed"
+            ):
                 where = f"table confirmed, rowid {rowid}"
-                if not isinstance(tx_id, bytes) or len(tx_id) != HASH_SIZE:
-                    got = f"{len(tx_id)} ({tx_id.hex()})" if isinstance(tx_id, bytes) else ""
-                    raise self._damaged(
-                        where, f"id: expected {HASH_SIZE} bytes, got {got or _shown(tx_id)}"
-                    )
-                confirmed[tx_id] = self._seconds(where, "at", at)
+                if _kind(kind) != "blob" or not isinstance(tx_id, bytes) or len(tx_id) != HASH_SIZE:
+                    is_blob = _kind(kind) == "blob" and isinstance(tx_id, bytes)
+                    got = f"{len(tx_id)} ({tx_id.hex()})" if is_blob else _shown(tx_id, _kind(kind))
+                    raise self.damaged(where, f"id: expected {HASH_SIZE} bytes, got {got}")
+                confirmed[tx_id] = self._seconds(where, "at", at_kind, at)
         except sqlite3.Error as exc:
             raise self._unusable("table confirmed", exc) from exc
         return confirmed
@@ -188,48 +260,50 @@ class SqliteStore:
     def snapshot(self) -> bytes | None:
         """The encoded snapshot the stored history starts from (None: the genesis),
         checked to decode."""
-        stored = self.get_meta("snapshot")
+        return self._checked_snapshot(self.get_meta("snapshot"))
+
+    def _checked_snapshot(self, stored: bytes | None) -> bytes | None:
         if stored is not None:
             try:
                 decode_snapshot(stored)
             except (TangleError, ValueError) as exc:
-                raise self._damaged(
-                    "table meta, key 'snapshot'", f"does not decode: {exc}"
-                ) from None
+                where = "table meta, key 'snapshot'"
+                raise self.damaged(where, f"does not decode: {exc}") from None
         return stored
 
     def count(self) -> int:
+        if self._preloaded is not None:
+            return len(self._preloaded)
         try:
             (n,) = self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()
         except sqlite3.Error as exc:
             raise self._unusable("table transactions", exc) from exc
         return int(n)
 
-    def _seconds(self, where: str, column: str, value: object) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise self._damaged(
-                where, f"{column}: expected seconds since the epoch, got {_shown(value)}"
-            )
-        return float(value)
+    def _seconds(self, where: str, column: str, kind: str | bytes, value: object) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        got = _shown(value, _kind(kind))
+        raise self.damaged(where, f"{column}: expected seconds since the epoch, got {got}")
 
-    def _damaged(self, where: str, problem: str) -> StorageError:
+    def damaged(self, where: str, problem: str) -> StorageError:
+        """The error of a damaged data dir: the database, ``where`` in it (a table, a row,
+        a key) and ``problem`` (expected against actual), and that it is left as it is."""
         return StorageError(f"corrupt database {self.path}: {where}: {problem}; {_LEFT_AS_IT_IS}")
 
     def _unusable(self, where: str, exc: sqlite3.Error | OSError) -> StorageError:
         """SQLite's (or the OS's) error at ``where`` (opening it, a table) as a StorageError:
         a damaged file is said to be one."""
         if getattr(exc, "sqlite_errorname", "") in _CORRUPT:
-            return self._damaged(where, str(exc))
+            return self.damaged(where, str(exc))
         return StorageError(f"cannot use the database {self.path}: {where}: {exc}")
 
     # -- the writer ----------------------------------------------------------------------
 
     def start(self) -> None:
         if self._writer is None:
+            self._preloaded = self._confirmed = None  # from now on the rows change
+            self._open()  # here, not in the writer thread: its failure is the caller's
             self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer")
             self._writer.start()
 
@@ -251,12 +325,16 @@ class SqliteStore:
         return self._put(_Op("prune", (snapshot, drop)))
 
     def _put(self, op: _Op) -> Future[None]:
-        writer = self._writer
-        if writer is None or not writer.is_alive():  # nobody would ever read the queue
-            error = StorageError(f"writing to {self.path}: the writer thread is not running")
-            self._settle([op], error)
-            return op.done
-        self._queue.put(op)
+        with self._lock:  # against close(): nothing is queued behind its stop marker
+            writer = self._writer
+            if self._closed:
+                problem = "the store is closed"
+            elif writer is None or not writer.is_alive():  # nobody would read the queue
+                problem = "the writer thread is not running"
+            else:
+                self._queue.put(op)
+                return op.done
+        self._settle([op], StorageError(f"writing to {self.path}: {problem}"))
         return op.done
 
     def _write_loop(self) -> None:
@@ -349,23 +427,70 @@ class SqliteStore:
             db.executemany("INSERT OR IGNORE INTO confirmed (id, at) VALUES (?, ?)", op.data)
         else:
             snapshot, drop = op.data
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot', ?)", (snapshot,)
-            )
+            db.execute(_SET_META, ("snapshot", snapshot))
             db.executemany("DELETE FROM transactions WHERE id = ?", [(t,) for t in drop])
             db.executemany("DELETE FROM confirmed WHERE id = ?", [(t,) for t in drop])
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer and close the database."""
+        """Commit what is queued, stop the writer and close the database; a change queued
+        after (or left behind the writer's stop marker) fails."""
+        with self._lock:
+            self._closed = True
+            if self._writer is not None:
+                self._queue.put(None)
         if self._writer is not None:
-            self._queue.put(None)
             self._writer.join()
             self._writer = None
-        self._db.close()
+        left = []  # behind the stop marker: no writer will take them
+        while not self._queue.empty():  # nobody else takes from it now, nor puts
+            if (op := self._queue.get_nowait()) is not None:
+                left.append(op)
+        if left:
+            self._settle(left, StorageError(f"writing to {self.path}: the store is closed"))
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._preloaded = self._confirmed = None  # a closed store reads from disk
 
 
-def _shown(value: object) -> str:
-    """A value read from SQLite, for an error message: its kind and (the start of) it."""
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection that reads ``path`` with its log and changes no byte of the data dir
+    (no checkpoint, no header rewritten, no -wal or -shm left created or deleted); text is
+    read as bytes, so text that is no UTF-8 is for the checks to report. With a log and its
+    index (-wal, -shm): ``readonly_shm`` (SQLite builds a private index should it be stale);
+    with neither nor a rollback journal: ``immutable``; else ``mode=ro``, and the -wal or
+    -shm it creates is removed after."""
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    had = {wal: wal.exists(), shm: shm.exists()}
+    if had[wal] and had[shm]:
+        mode = "mode=ro&readonly_shm=1"
+    elif not any(had.values()) and not Path(f"{path}-journal").exists():
+        mode = "mode=ro&immutable=1"
+    else:
+        mode = "mode=ro"
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True)
+        try:
+            db.text_factory = bytes
+            yield db
+        finally:
+            db.close()
+    finally:
+        for created in (p for p, existed in had.items() if not existed):
+            created.unlink(missing_ok=True)
+
+
+def _kind(kind: str | bytes) -> str:
+    """SQLite's ``typeof()`` (bytes on a connection whose ``text_factory`` is bytes)."""
+    return kind.decode() if isinstance(kind, bytes) else kind
+
+
+def _shown(value: object, kind: str = "") -> str:
+    """A value read from SQLite, for an error message: its kind and (the start of) it
+    (``kind`` "text": text read as bytes, shown as text)."""
+    if kind == "text" and isinstance(value, bytes):
+        value = value.decode(errors="replace")
     if isinstance(value, bytes):
         return value[:64].hex() + ("..." if len(value) > 64 else "") if value else "no bytes"
     if isinstance(value, str):

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from tangle import decode
+from tangle.node.genesis import dev_genesis
 from tangle.schema import Status
+from tangle.snapshot import Snapshot
 from tests.functional.framework import NodeProcess, wait_until
 from tests.helpers import keypair
 
@@ -40,6 +42,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with sqlite3.connect(data_dir / DB) as db:
         assert db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0] >= 3
         assert db.execute("SELECT COUNT(*) FROM confirmed").fetchone()[0] >= 1
+    db.close()  # now, not when collected: its -wal and -shm go with it
     return data_dir
 
 
@@ -51,10 +54,11 @@ def damaged(stored: Path, tmp_path: Path, damage: Callable[[Path], None]) -> Pat
     return data_dir
 
 
-def sql(statement: str) -> Callable[[Path], None]:
+def sql(*statements: str) -> Callable[[Path], None]:
     def damage(path: Path) -> None:
         with sqlite3.connect(path) as db:
-            db.execute(statement)
+            for statement in statements:
+                db.execute(statement)
         db.close()
 
     return damage
@@ -88,13 +92,12 @@ def raw_of(stored: Path, seq: int) -> bytes:
 
 
 def fingerprint(data_dir: Path) -> dict[str, str]:
-    """Every database file's bytes (the WAL only if it holds anything)."""
-    files = {}
-    for path in sorted(data_dir.glob(f"{DB}*")):
-        if path.name.endswith("-shm") or (path.name.endswith("-wal") and not path.stat().st_size):
-            continue  # the shared-memory index, and an empty log: no data
-        files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return files
+    """Every database file's bytes: the database, its log (-wal) and its index (-shm),
+    and which of them there are (a file created or deleted is a change too)."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(data_dir.glob(f"{DB}*"))
+    }
 
 
 def start_error(data_dir: Path) -> tuple[int, str]:
@@ -119,6 +122,15 @@ def start_error(data_dir: Path) -> tuple[int, str]:
         _, err = proc.communicate()
         pytest.fail(f"the node neither started nor exited:\n{err}")
     return proc.returncode, err
+
+
+def put_snapshot_of_another_genesis(path: Path, *first: str) -> None:
+    other = Snapshot.of_genesis(dev_genesis(0x1234)).encode()
+    with sqlite3.connect(path) as db:
+        for statement in first:
+            db.execute(statement)
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot', ?)", (other,))
+    db.close()
 
 
 def expected_id(stored: Path, seq: int) -> str:
@@ -158,6 +170,26 @@ CASES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
         sql("UPDATE meta SET value = 'two' WHERE key = 'schema'"),
         ["table meta, key 'schema'", "expected bytes", "got text 'two'"],
     ),
+    "no meta and an undecodable row": (  # the meta is not written before the rows are read
+        sql("DELETE FROM meta", "UPDATE transactions SET raw = x'0102' WHERE seq = 2"),
+        ["table transactions, row seq 2", "raw does not decode"],
+    ),
+    "a rollback-journal database": (  # its header is not turned back to WAL before the check
+        sql("PRAGMA journal_mode=DELETE", "UPDATE transactions SET raw = x'0102' WHERE seq = 2"),
+        ["table transactions, row seq 2", "raw does not decode"],
+    ),
+    "an id stored as text that is no UTF-8": (
+        sql("UPDATE transactions SET id = CAST(x'ff00fe' AS TEXT) WHERE seq = 2"),
+        ["table transactions, row seq 2", "id: expected {id2}", "got text"],
+    ),
+    "a snapshot of another genesis": (
+        put_snapshot_of_another_genesis,
+        ["table meta, key 'snapshot'", "snapshot: expected network", "with genesis"],
+    ),
+    "no meta and a snapshot of another genesis": (
+        lambda path: put_snapshot_of_another_genesis(path, "DELETE FROM meta"),
+        ["table meta, key 'snapshot'", "snapshot: expected network"],
+    ),
     "a smashed table page": (
         smash("transactions"),
         ["integrity check: database disk image is malformed"],
@@ -191,6 +223,46 @@ def test_a_damaged_data_dir_stops_the_start_with_one_line(
     for fragment in fragments:
         assert fragment.replace("{id2}", expected_id(stored, 2)) in line, line
     assert fingerprint(data_dir) == before  # nothing written, nothing repaired
+
+
+def one_line(code: int, err: str) -> str:
+    assert "Traceback" not in err, err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["UPDATE transactions SET raw = x'0102' WHERE seq = 2", "DELETE FROM meta"],
+    ids=["a bad row in the log", "no meta in the log"],
+)
+def test_a_crash_copy_keeps_its_log(damage: str, stored: Path, tmp_path: Path) -> None:
+    """A copy taken while the database is open (as a crash or kill -9 leaves it): the
+    change is only in the log (-wal) with its index (-shm). A refused start neither merges
+    the log into the database nor deletes it: all three files stay byte for byte."""
+    source = damaged(stored, tmp_path, lambda _: None)
+    db = sqlite3.connect(source / DB, isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute(damage)
+        if damage.startswith("DELETE"):  # and a bad row, so that the start is refused
+            db.execute("UPDATE transactions SET raw = x'0102' WHERE seq = 2")
+        data_dir = tmp_path / "crashed"
+        data_dir.mkdir()
+        for path in source.glob(f"{DB}*"):
+            shutil.copyfile(path, data_dir / path.name)
+    finally:
+        db.close()
+    before = fingerprint(data_dir)
+    assert {f"{DB}-wal", f"{DB}-shm"} <= set(before)
+    assert (data_dir / f"{DB}-wal").stat().st_size > 0
+    line = one_line(*start_error(data_dir))
+    assert line.startswith(f"tangle node: corrupt database {data_dir / DB}"), line
+    assert "table transactions, row seq 2" in line, line
+    assert "raw does not decode" in line, line
+    assert fingerprint(data_dir) == before
 
 
 def test_an_undamaged_copy_starts(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,13 +17,16 @@ from aiohttp import ClientTimeout
 from aiohttp.test_utils import TestClient, TestServer
 
 from tangle import TxId
+from tangle.node import bootstrap
 from tangle.node import durable as durable_module
 from tangle.node.api import make_app
 from tangle.node.config import NodeConfig
 from tangle.node.durable import Durability
 from tangle.node.errors import StorageError
+from tangle.node.genesis import DEV_NETWORK_ID, dev_genesis
 from tangle.node.node import Node
 from tangle.node.storage import SqliteStore
+from tangle.validation import NetworkParams
 from tests.helpers import keypair, transfer
 
 PROMPTLY = 5.0
@@ -226,3 +231,117 @@ async def test_the_api_answers_503_with_retry_after_then_201(
     finally:
         await client.close()
         await node.stop()
+
+
+def block_the_writer(store: SqliteStore) -> threading.Event:
+    """The writer, once it commits its next group, waits (in ``on_commit``) until the
+    returned event is set: whatever is queued meanwhile stays queued."""
+    release, busy = threading.Event(), threading.Event()
+
+    def on_commit(ids: list[bytes], failure: StorageError | None) -> None:
+        busy.set()
+        release.wait(PROMPTLY)
+
+    store.on_commit = on_commit
+    store.append(*row(1))
+    assert busy.wait(PROMPTLY)
+    return release
+
+
+def test_an_append_during_close_fails_at_once(tmp_path: Path) -> None:
+    """close() put its stop marker in the queue while the writer was busy: an append
+    after it is refused at once, rather than queued behind the marker for ever."""
+    store = SqliteStore(tmp_path / "tangle.sqlite3")
+    store.start()
+    release = block_the_writer(store)
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    deadline = time.monotonic() + PROMPTLY
+    while not (store._queue.queue and store._queue.queue[-1] is None):
+        assert time.monotonic() < deadline, "close() put no stop marker"
+        time.sleep(0.01)
+    late = store.append(*row(2))
+    release.set()
+    try:
+        with pytest.raises(StorageError, match="closed"):
+            late.result(timeout=PROMPTLY)
+    finally:
+        closing.join(PROMPTLY)
+    assert stored_ids(store.path) == [row(1)[0]]
+
+
+def test_close_fails_what_is_queued_behind_the_marker(tmp_path: Path) -> None:
+    """Whatever sits in the queue after the writer's stop marker is failed by close()."""
+    store = SqliteStore(tmp_path / "tangle.sqlite3")
+    store.start()
+    release = block_the_writer(store)
+    store._queue.put(None)  # the writer will stop there, as if closed
+    behind = store.append(*row(2))  # the writer is still alive: this one is queued
+    release.set()
+    store.close()
+    with pytest.raises(StorageError, match="closed"):
+        behind.result(timeout=PROMPTLY)
+    assert stored_ids(store.path) == [row(1)[0]]
+
+
+def real_row(n: int) -> tuple[bytes, bytes, float]:
+    """A row that passes the check: a (genesis) transaction's id, bytes and a time."""
+    tx = dev_genesis(n)
+    return bytes(tx.id), tx.encode(), float(n)
+
+
+def crash_copy(tmp_path: Path, *, index: bool) -> Path:
+    """A database whose last commit (row 2) is only in its log (-wal), as a crash leaves
+    it, with its index (-shm) or without."""
+    source = tmp_path / "source"
+    store = SqliteStore(source / "tangle.sqlite3")
+    store.start()
+    store.append(*real_row(1)).result(timeout=PROMPTLY)
+    store.close()
+    db = sqlite3.connect(source / "tangle.sqlite3", isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("INSERT INTO transactions (id, raw, arrived) VALUES (?, ?, ?)", real_row(2))
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for path in source.iterdir():
+            if index or not path.name.endswith("-shm"):
+                copy.joinpath(path.name).write_bytes(path.read_bytes())
+    finally:
+        db.close()
+    return copy / "tangle.sqlite3"
+
+
+def every_byte(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir())}
+
+
+@pytest.mark.parametrize("index", [True, False], ids=["with-shm", "without-shm"])
+def test_the_check_reads_the_log_and_writes_nothing(tmp_path: Path, index: bool) -> None:
+    """Until the store is started (or written to), the data dir is read, log and all, and
+    stays byte for byte as it was; the check's rows are what the node replays."""
+    path = crash_copy(tmp_path, index=index)
+    before = every_byte(path)
+    store = SqliteStore(path)
+    assert [r.tx.id for r in store.load()] == [real_row(1)[0], real_row(2)[0]]
+    assert store.count() == 2
+    assert store.confirmations() == {}
+    assert store.get_meta("schema") == b"2"
+    store.close()
+    assert every_byte(path) == before
+
+
+def test_a_data_dir_of_another_network_is_refused_before_any_write(tmp_path: Path) -> None:
+    """claim_data_dir checks both ids before it writes either (it wrote the network id,
+    then refused the genesis id)."""
+    path = crash_copy(tmp_path, index=True)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO meta (key, value) VALUES ('genesis_id', zeroblob(32))")
+    db.close()
+    before = every_byte(path)
+    store = SqliteStore(path)
+    params = NetworkParams(network_id=DEV_NETWORK_ID)
+    with pytest.raises(StorageError, match="holds genesis id 0000"):
+        bootstrap.claim_data_dir(store, params, dev_genesis())
+    store.close()
+    assert every_byte(path) == before

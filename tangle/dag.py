@@ -139,19 +139,52 @@ class Dag:
             bits &= self._ancestors[self._idx(tx_id)]
         return (self._ids[i] for i in _set_bits(bits)) if bits != -1 else iter(())
 
-    def mask_of(self, tx_ids: Iterable[TxId]) -> int:
-        """A bit mask naming ``tx_ids``, for :meth:`covers`."""
-        mask = 0
-        for tx_id in tx_ids:
-            mask |= 1 << self._idx(tx_id)
-        return mask
-
-    def covers(self, tx_ids: Iterable[TxId], mask: int) -> bool:
-        """Does the union of the past cones of ``tx_ids`` hold everything in ``mask``?"""
+    def cone_mask(self, tx_ids: Iterable[TxId]) -> int:
+        """A bit mask naming the union of the past cones of ``tx_ids`` (the ancestor
+        bitsets themselves: no copy for one id)."""
         bits = 0
         for tx_id in tx_ids:
             bits |= self._ancestors[self._idx(tx_id)]
-        return bits & mask == mask
+        return bits
+
+    def ids_in(self, mask: int) -> Iterator[TxId]:
+        """The ids a mask (:meth:`mask_of`, :meth:`cone_mask`) names, in arrival order."""
+        return (self._ids[i] for i in _set_bits(mask))
+
+    def common_mask(self, tx_ids: Iterable[TxId]) -> int:
+        """A bit mask naming what every one of ``tx_ids`` approves (or is); 0 for none."""
+        bits = -1
+        for tx_id in tx_ids:
+            bits &= self._ancestors[self._idx(tx_id)]
+        return bits if bits != -1 else 0
+
+    def closed_within(self, mask: int) -> int:
+        """The members of ``mask`` whose parents are all members too, and theirs, down to
+        parentless ones: those whose whole past cone lies inside ``mask``."""
+        found = bytearray(len(self._ids))
+        bitmap = bytearray((len(self._ids) + 7) // 8)
+        for i in _set_bits(mask):  # ascending: a topological order, parents first
+            if all(found[p] for p in self._parents[i]):
+                found[i] = 1
+                bitmap[i >> 3] |= 1 << (i & 7)
+        return int.from_bytes(bitmap, "little")
+
+    def mask_of(self, tx_ids: Iterable[TxId]) -> int:
+        """A bit mask naming ``tx_ids``, for :meth:`covers`, :meth:`ids_in`."""
+        indices = [self._idx(tx_id) for tx_id in tx_ids]
+        if len(indices) <= SPARSE:  # a few shifts
+            mask = 0
+            for i in indices:
+                mask |= 1 << i
+            return mask
+        bitmap = bytearray((len(self._ids) + 7) // 8)  # many: one pass, one int
+        for i in indices:
+            bitmap[i >> 3] |= 1 << (i & 7)
+        return int.from_bytes(bitmap, "little")
+
+    def covers(self, tx_ids: Iterable[TxId], mask: int) -> bool:
+        """Does the union of the past cones of ``tx_ids`` hold everything in ``mask``?"""
+        return self.cone_mask(tx_ids) & mask == mask
 
     def future_cone(self, tx_id: TxId) -> frozenset[TxId]:
         """Every transaction that approves ``tx_id`` directly or indirectly (not itself)."""
@@ -192,8 +225,20 @@ class Dag:
         return OWN_WEIGHT * self._ancestors[self._idx(tx_id)].bit_count()
 
 
+SPARSE = 64
+"""Up to this many set bits, :func:`_set_bits` peels them off one by one (each step a
+few word operations over the int) instead of writing out all of its digits."""
+
+
 def _set_bits(bits: int) -> Iterator[int]:
-    """Positions of the set bits of ``bits``, lowest first, in one pass over its digits."""
+    """Positions of the set bits of ``bits``, lowest first: peeled off one by one when
+    they are few, else in one pass over its digits."""
+    if bits.bit_count() <= SPARSE:
+        while bits:
+            low = bits & -bits
+            yield low.bit_length() - 1
+            bits ^= low
+        return
     text = bin(bits)[:1:-1]  # least significant bit first, without the "0b"
     i = text.find("1")
     while i != -1:

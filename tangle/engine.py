@@ -15,6 +15,12 @@ Statuses (§9), decided here:
   output is confirmed (``LOST_CONFLICT``); everything approving a loser is conflicting
   too (``PARENT_CONFLICTING``) and no walk steps onto it again;
 - *orphaned* when it leaves the window unconfirmed: no walk can reach it any more.
+  It is not final: every tip that approves one of its approvers approves it too, so
+  when a transaction whose past cone holds an orphan is confirmed, the orphan is
+  confirmed with it (a flood that pushes a pending payment out of the window cannot
+  strand it while its approvers confirm). This holds for every orphan the node still
+  holds (at most the tangle, which pruning bounds), at a cost per pass of one OR of
+  the new confirmations' ancestor bitsets, not a loop over the orphans.
 
 Time is a parameter everywhere (``now``, in seconds for a node), and so is randomness.
 """
@@ -22,7 +28,7 @@ Time is a parameter everywhere (``now``, in seconds for a node), and so is rando
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,6 +143,9 @@ class Engine:
         self._lost_consistent = 0
         """Entries of ``_lost`` the ledger calls consistent (the others it counts itself)."""
         self._orphaned: set[TxId] = set()
+        self._orphan_mask = 0
+        """The DAG's bit mask of the orphans (bits of ones since confirmed or lost may
+        linger: each found is checked against ``_orphaned``)."""
         self._confidence: dict[TxId, float] = {}
         self._arrived: dict[TxId, float] = {}
         self.last_arrival = now
@@ -177,6 +186,7 @@ class Engine:
         for gone in self.window.add(tx.id, parents, time=now, walkable=walkable):
             if self.status(gone) is TxStatus.PENDING:
                 self._orphaned.add(gone)
+                self._orphan_mask |= self.tangle.dag.mask_of((gone,))
             self._confidence.pop(gone, None)
             self._arrived.pop(gone, None)
         self._arrived[tx.id] = now
@@ -261,9 +271,25 @@ class Engine:
                 newly.append(tx_id)
             else:
                 self._confidence[tx_id] = value
+        newly.extend(self._confirm_orphans_below(newly, now))
         for tx_id in newly:
             self._resolve_conflicts(tx_id)
         return newly
+
+    def _confirm_orphans_below(self, confirmed: list[TxId], now: float) -> list[TxId]:
+        """Confirm the orphans in the past cones of ``confirmed`` (their confidence is at
+        least as high: every tip approving a transaction approves its past cone), oldest
+        first; returns them."""
+        if not confirmed or not self._orphaned:
+            return []
+        dag = self.tangle.dag
+        found = list(dag.ids_in(dag.cone_mask(confirmed) & self._orphan_mask))
+        self._orphan_mask &= ~dag.mask_of(found)
+        below = [t for t in found if t in self._orphaned and t not in self._lost]
+        for tx_id in below:
+            self._orphaned.discard(tx_id)
+            self._confirmed[tx_id] = now
+        return below
 
     def _resolve_conflicts(self, winner: TxId) -> None:
         """Every rival of a confirmed transaction loses, and so does what approves it."""
@@ -279,6 +305,11 @@ class Engine:
                     for later in w.future_cone(slot):
                         w.walkable[later] = False
                         self._lose(w.id_at(later), ConflictReason.PARENT_CONFLICTING)
+                else:  # out of the window (an orphan), but its approvers may be in it
+                    for later_id in self.tangle.dag.future_cone(rival):
+                        if later_id in w:
+                            w.walkable[w.slot(later_id)] = False
+                        self._lose(later_id, ConflictReason.PARENT_CONFLICTING)
 
     # -- statuses (§9) ----------------------------------------------------------------------
 
@@ -321,6 +352,19 @@ class Engine:
             and reason in (ConflictReason.PARENT_CONFLICTING, ConflictReason.PRUNED)
         )
         return TxMetadata(status, confidence, weight, promote, reattach, reason)
+
+    def adopt_confirmations(self, confirmed: Mapping[TxId, float]) -> None:
+        """Confirmations made elsewhere (by the engine this one replaces, while it was
+        being built) hold here too, for the transactions this one holds; their rivals
+        lose here as they did there."""
+        for tx_id, at in confirmed.items():
+            if tx_id in self._confirmed or tx_id not in self.tangle:
+                continue
+            self._confirmed[tx_id] = at
+            self._orphaned.discard(tx_id)
+            if tx_id in self.window:
+                self._confirmed_slots[self.window.slot(tx_id)] = True
+            self._resolve_conflicts(tx_id)
 
     def confirmations(self) -> dict[TxId, float]:
         """Every confirmed transaction and when (a copy)."""

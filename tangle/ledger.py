@@ -9,7 +9,11 @@ changes, so the verdict is computed once, on arrival, and is the same on every n
 inconsistent all the same).
 
 Inconsistent transactions stay in the DAG with a :class:`ConflictReason`; they are
-never selected as tips and every approver of one is inconsistent too (§8.3 R1).
+never selected as tips and every approver of one is inconsistent too (§8.3 R1). So an
+inconsistent transaction lies in no consistent past cone, and R4 and R6, which are only
+asked once R1 holds, can never meet it: it spends nothing. Only consistent
+transactions are registered as spenders, and anyone's made-up spends of random (or a
+victim's) outputs make no output contested (issue 12, finding 3).
 """
 
 from __future__ import annotations
@@ -109,7 +113,17 @@ def make_genesis(
 class Ledger:
     """Every output ever created, who spends it, and the past-cone rules (§8)."""
 
-    __slots__ = ("_base", "_contested", "_created", "_pruned", "_roots", "_spenders", "supply")
+    __slots__ = (
+        "_base",
+        "_contested",
+        "_contested_inputs",
+        "_contested_mask",
+        "_created",
+        "_pruned",
+        "_roots",
+        "_spenders",
+        "supply",
+    )
 
     def __init__(self, base: Transaction | Snapshot) -> None:
         snapshot = base if isinstance(base, Snapshot) else Snapshot.of_genesis(base)
@@ -122,6 +136,10 @@ class Ledger:
         """§8.5: outputs created in every past cone (the genesis's, or a snapshot's)."""
         self._spenders: dict[OutputId, list[TxId]] = {}
         self._contested: dict[OutputId, list[TxId]] = {}
+        self._contested_inputs: dict[TxId, list[OutputId]] = {}
+        """Per spender of a contested output: its contested inputs."""
+        self._contested_mask = 0
+        """The DAG's bit mask of every spender of a contested output (R6's candidates)."""
         self.supply: int = snapshot.supply
         """The total allocated by the genesis; conserved forever (§8.2)."""
 
@@ -147,22 +165,32 @@ class Ledger:
             raise UnknownTransaction(tx_id) from None
 
     def spenders(self, output_id: OutputId) -> tuple[TxId, ...]:
-        """Every registered transaction spending ``output_id``, in arrival order."""
+        """Every consistent registered transaction spending ``output_id``, in arrival
+        order (an inconsistent one spends nothing, §8.3)."""
         return tuple(self._spenders.get(output_id, ()))
 
     def conflict_sets(self) -> Iterator[tuple[OutputId, tuple[TxId, ...]]]:
-        """§8.4: each output spent by two or more transactions, with its spenders."""
+        """§8.4: each output spent by two or more consistent transactions, with them."""
         for output_id, spenders in self._contested.items():
             yield output_id, tuple(spenders)
 
-    def register(self, tx: Transaction) -> None:
-        """Record what ``tx`` creates and spends; called once per attached transaction."""
+    def register(self, tx: Transaction, dag: Dag, *, consistent: bool) -> None:
+        """Record what ``tx`` creates and, if its verdict is consistent, what it spends;
+        called once per attached transaction, after ``dag.add`` (§8.3: an inconsistent
+        transaction is in no consistent past cone, so no rule ever counts its spends)."""
         self._created[tx.id] = tx.outputs
+        if not consistent:
+            return
         for output_id in tx.inputs:
             spenders = self._spenders.setdefault(output_id, [])
             spenders.append(tx.id)
-            if len(spenders) == 2:
-                self._contested[output_id] = spenders
+            if len(spenders) < 2:
+                continue
+            self._contested[output_id] = spenders
+            fresh = spenders if len(spenders) == 2 else spenders[-1:]
+            for spender in fresh:
+                self._contested_inputs.setdefault(spender, []).append(output_id)
+            self._contested_mask |= dag.mask_of(fresh)
 
     def evaluate(self, tx: Transaction, dag: Dag, consistent: Mapping[TxId, bool]) -> Verdict:
         """Apply the past-cone rules R1..R6 of §8.3, in order, to a solid ``tx``.
@@ -242,16 +270,36 @@ class Ledger:
     def cone_clash(self, dag: Dag, parents: tuple[TxId, ...]) -> tuple[OutputId, TxId, TxId] | None:
         """The smallest output with two spenders inside the union of the parents' cones.
 
-        Each parent's own cone is consistent (R1), so only outputs that already have two
-        or more spenders can clash; they are few, and only they are checked. The answer
-        (smallest output id, its two smallest spender ids) does not depend on the order
-        in which transactions arrived, so every node reports the same detail.
+        The parents must be consistent (R1), so each one's own cone spends no output
+        twice: of the spenders of a clashing output, at least one lies in the first cone
+        only and one in the second only. So it is enough to look at the spenders of
+        contested outputs in the part of one cone that the other lacks, whichever part
+        holds fewer: a few mask operations over the cones' ancestor bitsets, then only
+        those spenders' contested inputs. Conflicts elsewhere in the ledger cost
+        nothing. The answer (smallest output id, its two smallest spender ids) does not
+        depend on the order in which transactions arrived, so every node reports the
+        same detail.
         """
+        if not self._contested_mask or len(parents) < 2:
+            return None
+        first, second = (dag.cone_mask((p,)) for p in parents[:2])
+        union = first | second
+        only_first = first & ~second & self._contested_mask
+        only_second = second & ~first & self._contested_mask
+        if not only_first or not only_second:
+            return None
+        candidates = min(only_first, only_second, key=int.bit_count)
         clashes = []
-        for output_id, spenders in self._contested.items():
-            inside = sorted(s for s in spenders if any(dag.in_past_cone(s, p) for p in parents))
-            if len(inside) >= 2:
-                clashes.append((output_id, inside[0], inside[1]))
+        seen: set[OutputId] = set()
+        for spender in dag.ids_in(candidates):
+            for output_id in self._contested_inputs[spender]:
+                if output_id in seen:
+                    continue
+                seen.add(output_id)
+                spenders = self._contested[output_id]
+                inside = sorted(s for s in spenders if union & dag.mask_of((s,)))
+                if len(inside) >= 2:
+                    clashes.append((output_id, inside[0], inside[1]))
         return min(clashes, default=None)
 
     def unspent_in_cone(self, cone: Iterable[Transaction]) -> dict[OutputId, Output]:

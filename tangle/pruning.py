@@ -63,7 +63,7 @@ def prune_plan(
     tangle, window = engine.tangle, engine.window
     history = tangle.history()
     cutoff = now - policy.age
-    if len(history) > policy.max_transactions:
+    if len(tangle) > policy.max_transactions:  # all held, the entry points too
         newest = history[-(policy.max_transactions // 2)]
         cutoff = max(cutoff, arrived.get(newest.id, now))
     if not history or arrived.get(history[0].id, now) >= cutoff:
@@ -131,33 +131,31 @@ def plan(
     retained transaction saw all of the pruned history, judging it against the snapshot
     gives the verdict it got against the history (§8.5), and it sees every entry point.
     Anything else (conflicting or orphaned side branches nobody kept) is dropped.
+
+    The sets are bit masks over the DAG's ancestor bitsets (one AND per retained
+    transaction, one pass over the candidates), not sets of ids: pruning a 50,000
+    transaction tangle plans in a fraction of the time.
     """
     dag = tangle.dag
     kept = list(dict.fromkeys(keep))
     if not kept:
         return [], tangle.history()
-    roots = set(tangle.roots)
-    cones = set(dag.past_cone_of_all(kept)) - roots
+    roots = dag.mask_of(tangle.roots)
+    cones = dag.cone_mask(kept) & ~roots
 
-    def closed(candidates: set[TxId]) -> set[TxId]:
+    def closed(candidates: int) -> int:
         """The confirmed candidates whose every ancestor above the roots is one too."""
-        found: set[TxId] = set()
-        for tx_id in dag.past_cone_of_all(candidates):  # arrival order: parents first
-            if (
-                tx_id in candidates
-                and confirmed(tx_id)
-                and all(p in found or p in roots for p in dag.parents(tx_id))
-            ):
-                found.add(tx_id)
-        return found
+        good = dag.mask_of(t for t in dag.ids_in(candidates) if confirmed(t))
+        return dag.closed_within(good | roots) & ~roots
 
-    pruned_ids = closed(set(dag.common_past_cone(kept)) - roots - set(kept))
+    pruned = closed(dag.common_mask(kept) & ~roots & ~dag.mask_of(kept))
     while True:
-        retained_ids = cones - pruned_ids
-        narrower = closed(pruned_ids & set(dag.common_past_cone(retained_ids)))
-        if narrower == pruned_ids:
+        retained = cones & ~pruned
+        narrower = closed(pruned & dag.common_mask(dag.ids_in(retained)))
+        if narrower == pruned:
             break
-        pruned_ids = narrower
+        pruned = narrower
+    pruned_ids, retained_ids = set(dag.ids_in(pruned)), set(dag.ids_in(retained))
     history = tangle.history()
     return (
         [tx for tx in history if tx.id in pruned_ids],

@@ -10,8 +10,8 @@ first, for callers that have not.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
@@ -52,6 +52,9 @@ class Outcome(Enum):
     """A parent is unknown; the transaction waits in the solidification buffer."""
     DUPLICATE = "duplicate"
     """Already attached or already buffered; nothing changed."""
+    REFUSED = "refused"
+    """Not taken, nothing changed: a node's own rule (it holds as much as it may, and
+    prunes before it takes more); the tangle itself never answers this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +189,45 @@ class Tangle:
         evicted: list[TxId] = []
         while len(self._unsolid) > self._max_unsolid:
             old_id, old = self._unsolid.popitem(last=False)
-            for parent in old.parents:
-                children = self._waiting.get(parent)
-                if children is not None:
-                    children.discard(old_id)
-                    if not children:
-                        del self._waiting[parent]
+            self._unwait(old)
             evicted.append(old_id)
         missing = tuple(p for p in absent if p not in self._unsolid)
         if tx.id in evicted:  # a zero-sized buffer keeps nothing
             return AttachResult(Outcome.BUFFERED, missing=(), evicted=tuple(evicted))
         return AttachResult(Outcome.BUFFERED, missing=missing, evicted=tuple(evicted))
+
+    def abandon(self, missing: Iterable[TxId]) -> tuple[TxId, ...]:
+        """Drop the buffered transactions waiting for the ``missing`` parents, and what
+        waited for those, transitively; returns the dropped ids, parents first (§7.2).
+
+        For parents nobody could serve (a node's requests for them ran out): what waits
+        for them would otherwise hold its buffer slot until evicted. Ids that are
+        attached or buffered themselves are not missing and drop nothing. A dropped
+        transaction can be attached again later, like an evicted one.
+        """
+        dropped: list[TxId] = []
+        queue = deque(
+            p for p in dict.fromkeys(missing) if p not in self._txs and p not in self._unsolid
+        )
+        while queue:
+            parent = queue.popleft()
+            for child_id in sorted(self._waiting.pop(parent, ())):
+                child = self._unsolid.pop(child_id, None)
+                if child is None:
+                    continue
+                self._unwait(child)
+                dropped.append(child_id)
+                queue.append(child_id)
+        return tuple(dropped)
+
+    def _unwait(self, tx: Transaction) -> None:
+        """Forget that buffered ``tx`` waits for its parents."""
+        for parent in tx.parents:
+            children = self._waiting.get(parent)
+            if children is not None:
+                children.discard(tx.id)
+                if not children:
+                    del self._waiting[parent]
 
     def _release(self, arrived: TxId) -> Iterator[TxId]:
         """Attach every buffered transaction made solid by ``arrived``, parents first."""
@@ -215,7 +246,7 @@ class Tangle:
         if verdict is None:
             verdict = self._judge(tx)
         self._dag.add(tx.id, tx.trunk, tx.branch)
-        self._ledger.register(tx)
+        self._ledger.register(tx, self._dag, consistent=verdict.consistent)
         self._txs[tx.id] = tx
         self._verdicts[tx.id] = verdict
         self._consistent[tx.id] = verdict.consistent

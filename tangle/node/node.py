@@ -13,9 +13,10 @@ way into the engine.
 
 Around that: :mod:`tangle.node.bootstrap` (data dir, snapshot), :mod:`tangle.node.issuing`
 (the node's own transactions), :mod:`tangle.node.events` (what it announces), and
-three background loops here (confirmation, liveness, pruning by
-:func:`tangle.pruning.prune_plan`). CPU-heavy work never runs on the event loop:
-signature checks and proof of work go to threads, SQLite commits to its writer thread.
+three background loops here (confirmation, liveness, and pruning, which
+:mod:`tangle.node.pruner` schedules, also on arrival past ``--max-transactions``).
+CPU-heavy work never runs on the event loop: signature checks and proof of work go to
+threads, SQLite commits to its writer thread, a prune's rebuild to a thread.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import tangle
@@ -42,19 +43,19 @@ from tangle.ledger import Verdict
 from tangle.node import bootstrap
 from tangle.node.config import NodeConfig, resolve_genesis
 from tangle.node.durable import Durability
-from tangle.node.errors import Rejected, StorageError
+from tangle.node.errors import Rejected
 from tangle.node.events import EventLog
 from tangle.node.genesis import dev_faucet_key
 from tangle.node.issuing import Issuer
 from tangle.node.load import Load, LoadLimits, RefusalRate, shed
 from tangle.node.parents import ParentWaits
+from tangle.node.pruner import Pruner, Rebuilt, rebuild
 from tangle.node.stages import Stages
 from tangle.node.storage import SqliteStore
-from tangle.pruning import PrunePolicy, prune_plan
 from tangle.schema import ErrorCode
 from tangle.signing import Keypair
 from tangle.snapshot import Snapshot
-from tangle.tangle import AttachResult, Tangle, TxStatus
+from tangle.tangle import AttachResult, Outcome, Tangle, TxStatus
 from tangle.transaction import Output, OutputId, Transaction, TxId, decode
 from tangle.validation import validate_stateless
 
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 PARENT_WAIT = 3.0
 """Seconds a submission waits for parents it names but this node has not yet heard of
 (tips taken from another node arrive by gossip within milliseconds)."""
-PRUNED_MEMORY = 1_000_000
-"""Pruned ids remembered (32 MB or so), so that gossip does not bring them back."""
 PASS_SHARE = 10
 """A confirmation pass waits at least this many times its own duration before the next."""
 RECENT = 256
@@ -117,8 +116,7 @@ class Node:
         """When each transaction above the snapshot arrived (pruning goes by age)."""
         self._parent_waits = ParentWaits()
         """Submissions waiting for a parent that gossip has not brought yet."""
-        self._pruned_order: deque[TxId] = deque(maxlen=PRUNED_MEMORY)
-        self._pruned_ids: set[TxId] = set()
+        self.pruner = Pruner(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._arrivals: deque[float] = deque(maxlen=10_000)
         self._recent: deque[TxId] = deque(maxlen=RECENT)
@@ -153,41 +151,31 @@ class Node:
             asyncio.create_task(self._confirm_loop(), name="confirm"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
         ]
-        if self.config.prune_age > 0:
-            self._tasks.append(asyncio.create_task(self._prune_loop(), name="prune"))
+        if self.pruner.enabled:
+            self._tasks.append(asyncio.create_task(self.pruner.loop(), name="prune"))
 
     def _replay(self) -> int:
         snapshot = bootstrap.stored_snapshot(self.store, self.genesis)
         confirmed = {TxId(k): v for k, v in self.store.confirmations().items()}
         rows = [(decode(row.raw), row.arrived) for row in self.store.load()]
-        self._rebuild(snapshot, rows, confirmed)
+        self.adopt(
+            rebuild(snapshot, self.params, self.engine_params, rows, confirmed, self.clock())
+        )
         return len(rows)
 
-    def _rebuild(
-        self,
-        snapshot: Snapshot,
-        rows: list[tuple[Transaction, float]],
-        confirmed: dict[TxId, float],
-    ) -> None:
-        """A fresh tangle and engine from ``snapshot`` with ``rows`` replayed in order
-        (rows this node validated before it stored them)."""
-        live, self.live = self.live, False
-        try:
-            self.tangle = Tangle(snapshot, self.params)
-            self.engine = Engine(
-                self.tangle, self.engine_params, now=self.clock(), confirmed=confirmed
-            )
-            self.snapshot_id = snapshot.id
-            self._addresses = AddressIndex(snapshot)
-            self._arrived = {}
-            for tx, arrived in rows:
-                result = self.engine.attach_validated(tx, arrived)
-                for tx_id in result.attached:
-                    self._index(self.tangle.get(tx_id), arrived, replay=True)
-            self._recent = deque((t for t in self._recent if t in self.tangle), maxlen=RECENT)
-            self.issuer.forget_missing()
-        finally:
-            self.live = live
+    def adopt(self, state: Rebuilt) -> None:
+        """Swap in a tangle and engine rebuilt from a snapshot (a restart, a prune)."""
+        self.tangle, self.engine = state.tangle, state.engine
+        self.snapshot_id = state.tangle.snapshot.id
+        self._addresses = state.addresses
+        self._arrived = state.arrived
+        self._recent = deque((t for t in state.recent if t in self.tangle), maxlen=RECENT)
+        self.issuer.forget_missing()
+
+    @property
+    def arrived(self) -> dict[TxId, float]:
+        """When each transaction above the snapshot arrived (pruning goes by age)."""
+        return self._arrived
 
     async def stop(self) -> None:
         """Stop the loops, flush the writer, close the database. Idempotent."""
@@ -249,6 +237,7 @@ class Node:
         if tx.id in self.tangle:
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
+        self._refuse_if_full(tx)
         timer = self.stages.timer()
         work = await asyncio.to_thread(validate_stateless, tx, self.params)
         timer.lap("validate")
@@ -257,6 +246,7 @@ class Node:
         if tx.id in self.tangle:  # someone else submitted it meanwhile
             await self.durable.wait(tx.id)
             return Submitted(tx.id, created=False)
+        self._refuse_if_full(tx)
         now = self.clock()
         verdict = self._admit(tx, work, now, parent_wait)
         self._attach(tx, now, verdict)
@@ -276,8 +266,30 @@ class Node:
 
         No admission rules here: a transaction already in the network is accepted on
         validity alone, so that its approvers can become solid (PROTOCOL §6.5, §8.3).
+        At the ceiling of what the node holds it is not taken (``Outcome.REFUSED``):
+        peers offer it again (inventories, requests) once a prune has made room.
         """
+        if self.pruner.full(len(self.tangle)) and tx.issuer not in self._trusted:
+            return AttachResult(Outcome.REFUSED)
         return self._attach(tx, self.clock())
+
+    def _refuse_if_full(self, tx: Transaction) -> None:
+        """A 503 at the ceiling of what the node holds (its own transactions pass)."""
+        if self.pruner.full(len(self.tangle)) and tx.issuer not in self._trusted:
+            self._refusals.add(time.monotonic())
+            raise Rejected(
+                ErrorCode.OVERLOADED,
+                f"the node is overloaded (transactions held: expected fewer than "
+                f"{self.pruner.ceiling}, got {len(self.tangle)}; pruning makes room): "
+                "retry after 1 s",
+                503,
+                extra={"retry_after_s": 1, "signal": "held"},
+            )
+
+    def abandon(self, missing_ids: Iterable[TxId]) -> int:
+        """Drop the buffered transactions waiting for ``missing_ids`` (parents nobody
+        could serve), and what waited for those; returns how many went (PROTOCOL §7.2)."""
+        return len(self.tangle.abandon(missing_ids))
 
     def _admit(self, tx: Transaction, work: int, now: float, waited: float) -> Verdict:
         """Admission (:func:`tangle.admission.admit`): the verdict, or Rejected."""
@@ -303,15 +315,15 @@ class Node:
             attached = self.tangle.get(tx_id)
             self._index(attached, now)
             self.durable.write(attached.id, attached.encode(), now)
+        if result.attached:
+            self.pruner.arrived(len(self.tangle))  # past --max-transactions: prune now
         return result
 
-    def _index(self, tx: Transaction, arrived: float, *, replay: bool = False) -> None:
+    def _index(self, tx: Transaction, arrived: float) -> None:
         self._arrived[tx.id] = arrived
         self._parent_waits.arrived(tx.id)
         self._addresses.add(tx, self.tangle.ledger)
         self._recent.append(tx.id)
-        if replay:
-            return  # old news: no events, and no arrivals for the throughput figure
         if self.live:
             self.events.attached(tx, self.engine.conflict_reason(tx.id))
         self._arrivals.append(self.clock())
@@ -363,73 +375,20 @@ class Node:
             except Exception:  # a bug must not end liveness for good, nor stay silent
                 log.exception("consolidation transaction failed")
 
-    async def _prune_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.prune_interval)
-            try:
-                await self.prune(self.clock())
-            except StorageError as exc:
-                log.error("pruning failed, history kept: %s", exc)
-            except Exception:  # a bug must not end pruning for good, nor stay silent
-                log.exception("pruning failed, history kept")
-
     async def prune(self, now: float) -> int:
-        """Replace old confirmed history by a snapshot (PROTOCOL §8.5) as
-        :func:`tangle.pruning.prune_plan` says; returns how many transactions left memory
-        and disk. Disk first: if the commit fails, memory still holds the whole history."""
-        config = self.config
-        policy = PrunePolicy(age=config.prune_age, max_transactions=config.max_transactions)
-        history = self.tangle.history()
-        chosen = prune_plan(self.engine, self._arrived, now, policy)
-        if chosen is None:
-            return 0
-        snapshot, retained, dropped = chosen.snapshot, chosen.retained, chosen.dropped
-        if snapshot.supply != self.tangle.supply:
-            raise StorageError(
-                f"a snapshot would hold {snapshot.supply}, not the supply {self.tangle.supply}"
-            )
-        await asyncio.wrap_future(self.store.prune(snapshot.encode(), dropped))
-        began = time.monotonic()
-        known = {tx.id for tx in history}
-        since = [tx for tx in self.tangle.history() if tx.id not in known]  # during the commit
-        buffered = self.tangle.buffered()
-        confirmed = self.engine.confirmations()
-        rows = [(tx, self._arrived.get(tx.id, now)) for tx in (*retained, *since)]
-        present = {tx.id for tx, _ in rows} | set(snapshot.roots)
-        self._rebuild(snapshot, rows, {t: at for t, at in confirmed.items() if t in present})
-        for tx in buffered:  # still waiting for parents: keep waiting
-            self.tangle.attach_validated(tx)
-        self._forget(dropped)
-        log.info(
-            "pruned %d transactions into snapshot %s (%d entry points, %d outputs); "
-            "kept %d; rebuilt in %.3f s",
-            len(dropped),
-            snapshot.id.hex()[:16],
-            len(snapshot.entry_points),
-            len(snapshot.outputs),
-            len(rows),
-            time.monotonic() - began,
-        )
-        return len(dropped)
-
-    def _forget(self, ids: list[TxId]) -> None:
-        """Remember (boundedly) what was pruned, so that gossip neither asks for it nor
-        takes it back."""
-        for tx_id in ids:
-            if len(self._pruned_order) == self._pruned_order.maxlen:
-                self._pruned_ids.discard(self._pruned_order[0])
-            self._pruned_order.append(tx_id)
-            self._pruned_ids.add(tx_id)
-        self._pruned_ids.add(self.genesis.id)  # a genesis-shaped frame is no peer's fault
+        """Prune now (:meth:`tangle.node.pruner.Pruner.prune`); returns how many went."""
+        return await self.pruner.prune(now)
 
     def is_pruned(self, tx_id: TxId) -> bool:
-        return tx_id in self._pruned_ids
+        return self.pruner.is_pruned(tx_id)
 
     # -- what gossip asks of the node ------------------------------------------------------------
 
     def knows(self, tx_id: TxId) -> bool:
         """Attached, waiting for parents, or pruned into the snapshot: not to be asked for."""
-        return tx_id in self.tangle or self.tangle.is_buffered(tx_id) or tx_id in self._pruned_ids
+        return (
+            tx_id in self.tangle or self.tangle.is_buffered(tx_id) or self.pruner.is_pruned(tx_id)
+        )
 
     def raw(self, tx_id: TxId) -> bytes | None:
         """The canonical bytes of an attached transaction (None when not attached)."""

@@ -87,3 +87,19 @@ def test_cone_unions_and_masks_match_networkx(dags, data) -> None:  # type: igno
     named = data.draw(st.lists(st.integers(0, len(graph) - 1), max_size=3))
     mask = dag.mask_of(tid(v) for v in named)
     assert dag.covers([tid(v) for v in picks], mask) == (set(named) <= set().union(*cones))
+
+
+@given(st.integers(1, 300), st.data())
+def test_masks_name_cones_and_ids_in_arrival_order(n: int, data: st.DataObject) -> None:  # §7.6
+    """``cone_mask``/``mask_of`` and ``ids_in`` (which reads a mask bit by bit when it is
+    sparse, through its digits when not) agree with the cones and with arrival order."""
+    dag = Dag(tid(0))
+    for i in range(1, n):
+        trunk = data.draw(st.integers(max(0, i - 5), i - 1))
+        dag.add(tid(i), tid(trunk), tid(data.draw(st.integers(0, i - 1))))
+    chosen = data.draw(st.lists(st.integers(0, n - 1), max_size=8))
+    ids = [tid(i) for i in chosen]
+    union = {t for x in ids for t in dag.past_cone(x)}
+    assert list(dag.ids_in(dag.cone_mask(ids))) == [t for t in dag if t in union]
+    assert list(dag.ids_in(dag.mask_of(ids))) == [t for t in dag if t in set(ids)]
+    assert dag.covers(ids, dag.mask_of(union))

@@ -8,7 +8,12 @@ tangle. After every step:
   spent twice in the cone), computed by its own walk over parents;
 - every consistent tip sees exactly the supply, with no output spent twice (§8.2);
 - replaying everything in a shuffled order gives the same verdicts and tips (§8.3: the
-  verdict depends on the past cone alone).
+  verdict depends on the past cone alone);
+- R6's fast path (``Ledger.cone_clash``, which looks only at conflicts spent where the two
+  cones differ) names the same clash as a plain scan of every spend in the union of the
+  two cones, for every pair of consistent tips and for random consistent pairs;
+- conflict sets hold consistent spenders only: an inconsistent transaction spends nothing
+  (it lies in no consistent past cone, §8.3 R1).
 """
 
 from __future__ import annotations
@@ -71,6 +76,19 @@ def oracle_consistent(tangle: Tangle, tx_id: TxId) -> bool:
             return False
     spends = Counter(oid for member in cone for oid in tangle.get(member).inputs)
     return all(count == 1 for count in spends.values())
+
+
+def reference_clash(tangle: Tangle, a: TxId, b: TxId) -> tuple[OutputId, TxId, TxId] | None:
+    """R6 restated: the smallest output spent twice in the union of the two cones, with
+    its two smallest spenders, by a scan of every transaction of the union."""
+    spends: dict[OutputId, list[TxId]] = {}
+    for member in past_cone(tangle, a) | past_cone(tangle, b):
+        for oid in tangle.get(member).inputs:
+            spends.setdefault(oid, []).append(member)
+    clashes = [
+        (oid, *sorted(spenders)[:2]) for oid, spenders in spends.items() if len(spenders) >= 2
+    ]
+    return min(clashes, default=None)  # type: ignore[return-value]
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -160,7 +178,7 @@ class LedgerMachine(RuleBasedStateMachine):
             )
         )
         assert self.tangle.is_consistent(tx.id) == oracle_consistent(self.tangle, tx.id)
-        assert tx.id in self.tangle.ledger.spenders(oid)
+        assert (tx.id in self.tangle.ledger.spenders(oid)) == self.tangle.is_consistent(tx.id)
 
     @rule(data=st.data(), kind=st.sampled_from(["mismatch", "not_owned", "outside", "index"]))
     def invalid_transfer(self, data: st.DataObject, kind: str) -> None:
@@ -218,6 +236,19 @@ class LedgerMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(KEYS), label="issuer")
         self.attach(transfer(key, PARAMS, (trunk, branch), timestamp=self.next_timestamp()))
 
+    @rule(data=st.data())
+    def cone_clash_equals_the_reference(self, data: st.DataObject) -> None:
+        ids = self.consistent_ids()
+        a = data.draw(st.sampled_from(ids), label="a")
+        b = data.draw(st.sampled_from(ids), label="b")
+        dag = self.tangle.dag
+        if a == b or dag.in_past_cone(a, b) or dag.in_past_cone(b, a):
+            return  # R6 is asked only of parents that do not see each other
+        expected = reference_clash(self.tangle, a, b)
+        event(f"clash {expected is not None}")
+        assert self.tangle.ledger.cone_clash(dag, (a, b)) == expected
+        assert self.tangle.can_approve(a, b) == (expected is None)
+
     @rule(seed=st.integers(0, 2**32))
     def replay_shuffled(self, seed: int) -> None:
         replica = Tangle(GENESIS, PARAMS)
@@ -248,9 +279,22 @@ class LedgerMachine(RuleBasedStateMachine):
             assert sum(o.amount for o in utxos.values()) == self.tangle.supply
 
     @invariant()
+    def cone_clash_of_every_tip_pair_equals_the_reference(self) -> None:
+        tips = self.tangle.consistent_tips()
+        dag = self.tangle.dag
+        for i, a in enumerate(tips):
+            for b in tips[i + 1 :]:
+                assert self.tangle.ledger.cone_clash(dag, (a, b)) == reference_clash(
+                    self.tangle, a, b
+                )
+
+    @invariant()
     def conflict_sets_are_exactly_the_shared_spends(self) -> None:
+        """Shared by consistent spenders: an inconsistent one spends nothing (§8.3)."""
         spenders: dict[OutputId, list[TxId]] = {}
         for tx in self.order:
+            if not self.tangle.is_consistent(tx.id):
+                continue
             for oid in tx.inputs:
                 spenders.setdefault(oid, []).append(tx.id)
         expected = {oid: tuple(s) for oid, s in spenders.items() if len(s) > 1}

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tangle import ConflictReason, Keypair, NetworkParams, Tangle, Transaction, TxStatus
+from tangle import ConflictReason, Keypair, NetworkParams, Tangle, Transaction, TxId, TxStatus
 from tangle.engine import Engine, EngineParams, LivenessPolicy
 from tangle.walk import WalkParams
 from tests.helpers import output_of, transfer
@@ -194,3 +194,44 @@ def test_params_checks(tangle: Tangle) -> None:
         EngineParams(threshold=0.5)
     with pytest.raises(ValueError, match="tip selection"):
         Engine(tangle).select_tips(random.Random(1), 0.0, mode="best")
+
+
+def test_a_pending_transaction_pushed_out_of_the_window_confirms_with_its_approvers(
+    tangle: Tangle,
+    genesis: Transaction,
+    alice: Keypair,
+    bob: Keypair,
+    carol: Keypair,
+    params: NetworkParams,
+) -> None:  # §9; issue 12, finding 9: a flood must not orphan an honest payment for good
+    engine = Engine(tangle, EngineParams(capacity=128, walk=WalkParams(depth=0.5)))
+    rng = random.Random(5)
+    g = genesis.id
+    now = 0.0
+    honest = transfer(carol, params, (g, g), payload=b"an honest payment")
+    engine.attach_validated(honest, now)
+
+    def flood(parent: TxId, count: int, tag: str) -> TxId:
+        nonlocal now
+        for i in range(count):  # cheap transactions, none of which approves `honest`
+            now += 0.001
+            tx = transfer(bob, params, (parent, parent), payload=f"{tag} {i}".encode())
+            engine.attach_validated(tx, now)
+            parent = tx.id
+        return parent
+
+    side = flood(g, 62, "flood")
+    now += 0.001
+    approver = transfer(alice, params, (honest.id, side), payload=b"approves it")
+    engine.attach_validated(approver, now)
+    flood(approver.id, 70, "more")  # pushes `honest` (not its approver) out of the window
+    assert honest.id not in engine.window
+    assert approver.id in engine.window
+    assert engine.status(honest.id) is TxStatus.ORPHANED
+    traffic(engine, carol, params, rng, now, 40, step=0.01, confirm_every=5)
+    assert engine.status(approver.id) is TxStatus.CONFIRMED
+    # Every tip that approves its approver approves it: its confidence is at least as high.
+    assert engine.status(honest.id) is TxStatus.CONFIRMED
+    assert engine.counts()["orphaned"] == sum(
+        1 for tx in tangle if engine.status(tx.id) is TxStatus.ORPHANED
+    )

@@ -127,3 +127,29 @@ def test_unknown_lookups(tangle: Tangle) -> None:
     for lookup in (tangle.get, tangle.verdict, tangle.is_consistent):
         with pytest.raises(UnknownTransaction):
             lookup(missing)  # type: ignore[arg-type]
+
+
+def test_abandon_drops_what_waits_on_a_missing_parent_transitively(
+    tangle: Tangle, genesis: Transaction, alice: Keypair, carol: Keypair, params: NetworkParams
+) -> None:  # §7.2: a parent nobody can serve; issue 12, finding 8
+    g = genesis.id
+    lost, a, b = chain(carol, params, genesis, 3)  # `lost` never arrives
+    other = transfer(alice, params, (g, g), payload=b"other")  # never arrives either
+    both = transfer(alice, params, (b.id, other.id), payload=b"waits on b and other")
+    elsewhere = transfer(alice, params, (other.id, other.id), payload=b"waits on other")
+    for tx in (a, b, both, elsewhere):
+        assert tangle.attach(tx).outcome is Outcome.BUFFERED
+    assert tangle.missing_parents() == {lost.id, other.id}
+    assert tangle.abandon([a.id, g]) == ()  # buffered or attached: not missing, nothing goes
+    dropped = tangle.abandon([lost.id])
+    assert set(dropped) == {a.id, b.id, both.id}
+    assert dropped.index(a.id) < dropped.index(b.id) < dropped.index(both.id)
+    assert tangle.buffered() == [elsewhere]
+    assert tangle.missing_parents() == {other.id}
+    assert not tangle.is_buffered(both.id)
+    assert tangle.abandon([lost.id]) == ()  # nothing waits on it any more
+    # Arriving later is harmless: nothing is released, and what was dropped can come again.
+    assert tangle.attach(lost).attached == (lost.id,)
+    assert tangle.attach(a).attached == (a.id,)
+    assert tangle.attach(other).attached == (other.id, elsewhere.id)
+    assert tangle.unsolid_count == 0

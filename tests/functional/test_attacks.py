@@ -58,6 +58,7 @@ class Held:
             self.task.result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()  # its self-pipe sockets too (else a later test sees them leak)
 
 
 def pair(

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,24 +230,6 @@ def _large(node: LocalNode, params: NetworkParams, n: int) -> TxId:
     return tx.id
 
 
-async def _round(
-    a: LocalNode, b: LocalNode, attacker: hostile.Attacker | None, args: argparse.Namespace
-) -> tuple[hostile.Honest, Counter[str]]:
-    stats: Counter[str] = Counter()
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(attacker(a.api, stop, stats)) if attacker else None
-    try:
-        if task is not None:
-            await asyncio.sleep(args.attack_seconds)
-        honest = await hostile.honest_payments(b.api, a.api, args.payments, args.rate)
-    finally:
-        stop.set()
-        if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(task, 10)
-    return honest, stats
-
-
 def node_attack(
     name: str, make: Callable[[LocalNode], hostile.Attacker], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -267,10 +247,15 @@ def node_attack(
                 if time.monotonic() > deadline:
                     raise RuntimeError("node b did not connect to node a")
                 time.sleep(0.1)
-            baseline, _ = asyncio.run(_round(a, b, None, args))
+            rounds = {
+                "attack_seconds": args.attack_seconds,
+                "payments": args.payments,
+                "rate": args.rate,
+            }
+            baseline, _ = asyncio.run(hostile.under_attack(a.api, b.api, None, **rounds))
             assert a.process is not None
             before = rss_mb(a.process.pid)
-            attacked, stats = asyncio.run(_round(a, b, make(a), args))
+            attacked, stats = asyncio.run(hostile.under_attack(a.api, b.api, make(a), **rounds))
             grown = rss_mb(a.process.pid) - before
             began = time.monotonic()
             a.terminate()

@@ -207,6 +207,35 @@ async def honest_payments(
     return result
 
 
+async def under_attack(
+    victim: str,
+    payer: str,
+    attacker: Attacker | None,
+    *,
+    attack_seconds: float,
+    payments: int,
+    rate: float,
+) -> tuple[Honest, Stats]:
+    """Honest payments at ``payer`` watched at ``victim``, with ``attacker`` on ``victim``
+    from ``attack_seconds`` before them to their end (None: the baseline)."""
+    stats: Stats = Counter()
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(attacker(victim, stop, stats)) if attacker else None
+    try:
+        if task is not None:
+            await asyncio.sleep(attack_seconds)
+            if task.done():
+                task.result()  # an attacker that failed says why
+                raise RuntimeError("the attacker ended before the honest payments")
+        honest = await honest_payments(payer, victim, payments, rate)
+    finally:
+        stop.set()
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, 10)
+    return honest, stats
+
+
 # -- attackers ----------------------------------------------------------------------------
 
 

@@ -75,20 +75,9 @@ def pair(
 async def honest_under(
     a: NodeProcess, b: NodeProcess, attacker: hostile.Attacker | None
 ) -> tuple[hostile.Honest, Counter[str]]:
-    stats: Counter[str] = Counter()
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(attacker(a.api, stop, stats)) if attacker else None
-    try:
-        if task is not None:
-            await asyncio.sleep(ATTACK_S)
-            assert not task.done(), task
-        honest = await hostile.honest_payments(b.api, a.api, PAYMENTS, RATE)
-    finally:
-        stop.set()
-        if task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(task, 10)
-    return honest, stats
+    return await hostile.under_attack(
+        a.api, b.api, attacker, attack_seconds=ATTACK_S, payments=PAYMENTS, rate=RATE
+    )
 
 
 def run_attack(

@@ -197,7 +197,7 @@ class Gossip:
             return
         largest = max(sizes.values())
         victim = min(
-            (p for p in self._pending if sizes[p.group] == largest),
+            (p for p in self._pending if sizes.get(p.group) == largest),
             key=lambda p: p.protocol.started,
         )
         self._pending.discard(victim)

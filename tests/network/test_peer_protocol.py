@@ -773,3 +773,21 @@ async def test_the_outbox_is_bounded_in_frames_and_bytes() -> None:
     assert big.put(b"x" * 60)
     assert not big.put(b"x" * 60)
     assert big.bytes == 60
+
+
+def test_full_pending_connections_make_room_from_the_largest_other_group() -> None:
+    """Review of issue 12: a full pending set refused everyone, so a flood from a few
+    addresses kept newcomers from elsewhere out (and looking up the newcomer's own
+    group, absent from the count, raised)."""
+
+    class Pending:
+        def __init__(self, group: str, started: float) -> None:
+            self.group, self.protocol = group, SimpleNamespace(started=started)
+
+    gossip = Gossip.__new__(Gossip)
+    gossip._pending = {Pending("a", 1.0), Pending("b", 2.0), Pending("b", 3.0)}  # type: ignore[assignment]
+    dropped: list[float] = []
+    gossip._drop = lambda peer, reason: dropped.append(peer.protocol.started)  # type: ignore[method-assign]
+    gossip._evict_pending("a")
+    assert dropped == [2.0]  # the oldest of the largest group other than the newcomer's
+    assert len(gossip._pending) == 2

@@ -43,3 +43,13 @@ def output_of(tx: Transaction, address: Address) -> OutputId:
         if output.address == address:
             return OutputId(tx.id, index)
     raise LookupError(f"no output to {address.hex()} in {tx.id.hex()}")
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.t += 5``): the node's ``clock`` parameter."""
+
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t

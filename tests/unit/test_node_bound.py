@@ -13,18 +13,10 @@ import pytest
 from tangle import Outcome, TxId
 from tangle.node.config import NodeConfig
 from tangle.node.node import Node, Rejected
-from tests.helpers import keypair, transfer
+from tests.helpers import Clock, keypair, transfer
 
 CAROL = keypair(73)
 BOUND = 100
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture

@@ -13,17 +13,9 @@ import pytest
 from tangle import Address, Transaction, TxStatus
 from tangle.node.config import NodeConfig
 from tangle.node.node import Node, Rejected
-from tests.helpers import keypair, output_of, transfer
+from tests.helpers import Clock, keypair, output_of, transfer
 
 ALICE, BOB, CAROL = keypair(71), keypair(72), keypair(73)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
